@@ -1,0 +1,93 @@
+# erovm: top-level build. `make` builds everything, `make check` runs every
+# test, `make demo` runs the main job, `make paths` names what was built.
+# See README.md.
+
+BUILD := build
+CC ?= cc
+CFLAGS ?= -O2 -g
+STD_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -MMD -MP
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+# Evaluated when used, so `make check` can install the libraries first.
+CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka)
+CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+# Monitor code shared by the VMM binary and its unit tests.
+VMM_SRCS := vmm/guest_mem.c
+
+UNIT_TEST_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_TESTS := $(UNIT_TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
+KVM_SMOKE := $(BUILD)/tests/kvm-smoke
+
+PROGRAMS := $(UNIT_TESTS) $(KVM_SMOKE)
+
+# Keep intermediate objects so rebuilds are incremental.
+.SECONDARY:
+
+.PHONY: all programs kernels guest-kernel testhost deps check demo paths clean
+.DEFAULT_GOAL := all
+
+all: programs kernels
+
+programs: $(PROGRAMS)
+
+# Unit tests and the code they test are built with ASan and UBSan.
+$(BUILD)/san/%.o: %.c
+	@mkdir -p $(@D)
+	@echo "  CC [san] $<"
+	$(Q)$(CC) $(STD_CFLAGS) $(CFLAGS) $(SAN_FLAGS) $(CMOCKA_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/unit/%: $(BUILD)/san/tests/unit/%.o $(VMM_SRCS:%.c=$(BUILD)/san/%.o)
+	@mkdir -p $(@D)
+	@echo "  LD [san] $@"
+	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(CMOCKA_LIBS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	@echo "  CC $<"
+	$(Q)$(CC) $(STD_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(KVM_SMOKE): $(BUILD)/obj/tests/kvm/smoke.o
+	@mkdir -p $(@D)
+	@echo "  LD $@"
+	$(Q)$(CC) -o $@ $^
+
+# The kernels are cached outside the repository; their scripts do nothing
+# when the cache already holds a matching build.
+kernels: guest-kernel testhost
+
+guest-kernel:
+	$(Q)kernel-config/build
+
+testhost:
+	$(Q)tests/testhost/prepare >/dev/null
+
+deps:
+	$(Q)scripts/deps.sh
+
+# Dependencies first, then a fresh make so pkg-config sees them.
+check: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tests/check
+
+demo: deps
+	@echo "demo: needs vmm-run, the monitor that boots the guest kernel into an" >&2
+	@echo "demo: EROFS root; it does not exist yet. 'make check' runs what exists." >&2
+	@exit 1
+
+paths:
+	$(Q)kernel-config/build --print-paths
+	$(Q)tests/testhost/prepare --print-paths
+	@echo "kvm_smoke=$(abspath $(KVM_SMOKE))"
+	@echo "unit_tests=$(abspath $(UNIT_TESTS))"
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
