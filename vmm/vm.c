@@ -1,0 +1,414 @@
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "vmm/layout.h"
+
+/* Above the MMIO devices and below 4 GiB; KVM needs 3 pages for the TSS
+ * (Intel, real-mode emulation) and one for the EPT identity map. */
+#define TSS_GPA 0xfffbd000ull
+#define IDENTITY_MAP_GPA 0xfffbc000ull
+
+#define MSR_IA32_SYSENTER_CS 0x174
+#define MSR_IA32_SYSENTER_ESP 0x175
+#define MSR_IA32_SYSENTER_EIP 0x176
+#define MSR_IA32_TSC 0x10
+#define MSR_IA32_MISC_ENABLE 0x1a0
+#define MSR_IA32_MISC_ENABLE_FAST_STRING 1
+#define MSR_MTRR_DEF_TYPE 0x2ff
+#define MTRR_ENABLE (1u << 11)
+#define MTRR_TYPE_WRBACK 6
+#define MSR_STAR 0xc0000081
+#define MSR_LSTAR 0xc0000082
+#define MSR_CSTAR 0xc0000083
+#define MSR_SYSCALL_MASK 0xc0000084
+#define MSR_KERNEL_GS_BASE 0xc0000102
+
+#define CPUID_LEAF_FEATURES 1
+#define CPUID_1_ECX_HYPERVISOR (1u << 31)
+
+/* LAPIC register offsets and the delivery modes Linux expects on LINT0/1. */
+#define APIC_LVT_LINT0 0x350
+#define APIC_LVT_LINT1 0x360
+#define APIC_MODE_NMI 0x4
+#define APIC_MODE_EXTINT 0x7
+
+static int fail(char *err, size_t err_size, int error, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(err, err_size, fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < err_size && error)
+		snprintf(err + n, err_size - n, ": %s", strerror(error));
+	return -(error ? error : EINVAL);
+}
+
+static int map_ram(struct vm *vm, uint64_t ram_size, bool hugepages,
+		   char *err, size_t err_size)
+{
+	int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+	uint64_t high_size;
+
+	if (ram_size < (16 << 20) || ram_size % (2 << 20))
+		return fail(err, err_size, 0,
+			    "guest memory must be a multiple of 2 MiB, at least 16 MiB");
+	if (hugepages)
+		flags |= MAP_HUGETLB;
+	vm->ram = mmap(NULL, ram_size, PROT_READ | PROT_WRITE, flags, -1, 0);
+	if (vm->ram == MAP_FAILED) {
+		vm->ram = NULL;
+		return fail(err, err_size, errno, "cannot map %llu MiB of guest memory%s",
+			    (unsigned long long)(ram_size >> 20),
+			    hugepages ? " in huge pages (see /proc/sys/vm/nr_hugepages)" : "");
+	}
+	vm->ram_size = ram_size;
+	vm->ram_low_size = ram_size < RAM_LOW_MAX ? ram_size : RAM_LOW_MAX;
+	high_size = ram_size - vm->ram_low_size;
+
+	struct kvm_userspace_memory_region low = {
+		.slot = 0, .guest_phys_addr = 0, .memory_size = vm->ram_low_size,
+		.userspace_addr = (uintptr_t)vm->ram,
+	};
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &low) < 0)
+		return fail(err, err_size, errno, "KVM_SET_USER_MEMORY_REGION (low RAM)");
+	if (guest_mem_add_region(&vm->mem, 0, vm->ram_low_size, vm->ram))
+		return fail(err, err_size, 0, "guest memory table refused low RAM");
+	if (high_size) {
+		uint8_t *host = (uint8_t *)vm->ram + vm->ram_low_size;
+		struct kvm_userspace_memory_region high = {
+			.slot = 1, .guest_phys_addr = RAM_HIGH_GPA,
+			.memory_size = high_size, .userspace_addr = (uintptr_t)host,
+		};
+
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &high) < 0)
+			return fail(err, err_size, errno, "KVM_SET_USER_MEMORY_REGION (high RAM)");
+		if (guest_mem_add_region(&vm->mem, RAM_HIGH_GPA, high_size, host))
+			return fail(err, err_size, 0, "guest memory table refused high RAM");
+	}
+	return 0;
+}
+
+static int setup_cpuid(struct vm *vm, char *err, size_t err_size)
+{
+	struct kvm_cpuid2 *cpuid = NULL;
+	unsigned int nent = 64;
+
+	/* The kernel says E2BIG until the buffer holds every leaf. */
+	for (;;) {
+		free(cpuid);
+		cpuid = calloc(1, sizeof(*cpuid) + nent * sizeof(cpuid->entries[0]));
+		if (!cpuid)
+			return fail(err, err_size, ENOMEM, "CPUID table");
+		cpuid->nent = nent;
+		if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) == 0)
+			break;
+		if (errno != E2BIG || nent >= 1024) {
+			int error = errno;
+
+			free(cpuid);
+			return fail(err, err_size, error, "KVM_GET_SUPPORTED_CPUID");
+		}
+		nent *= 2;
+	}
+	for (unsigned int i = 0; i < cpuid->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
+
+		if (e->function == CPUID_LEAF_FEATURES) {
+			/* One CPU, APIC ID 0; tell the guest it is virtualised
+			 * so it uses the KVM clock and paravirt features that
+			 * the 0x40000000 leaves (already in the list) offer. */
+			e->ebx &= 0x0000ffff;
+			e->ebx |= 1u << 16;
+			e->ecx |= CPUID_1_ECX_HYPERVISOR;
+		}
+	}
+	if (ioctl(vm->vcpu_fd, KVM_SET_CPUID2, cpuid) < 0) {
+		int error = errno;
+
+		free(cpuid);
+		return fail(err, err_size, error, "KVM_SET_CPUID2");
+	}
+	free(cpuid);
+	return 0;
+}
+
+static int setup_msrs(struct vm *vm, char *err, size_t err_size)
+{
+	static const struct kvm_msr_entry boot_msrs[] = {
+		{ .index = MSR_IA32_SYSENTER_CS },
+		{ .index = MSR_IA32_SYSENTER_ESP },
+		{ .index = MSR_IA32_SYSENTER_EIP },
+		{ .index = MSR_STAR },
+		{ .index = MSR_CSTAR },
+		{ .index = MSR_KERNEL_GS_BASE },
+		{ .index = MSR_SYSCALL_MASK },
+		{ .index = MSR_LSTAR },
+		{ .index = MSR_IA32_TSC },
+		{ .index = MSR_IA32_MISC_ENABLE, .data = MSR_IA32_MISC_ENABLE_FAST_STRING },
+		/* Without firmware nobody programs the MTRRs: make all RAM write-back. */
+		{ .index = MSR_MTRR_DEF_TYPE, .data = MTRR_ENABLE | MTRR_TYPE_WRBACK },
+	};
+	const unsigned int n = sizeof(boot_msrs) / sizeof(boot_msrs[0]);
+	struct {
+		struct kvm_msrs header;
+		struct kvm_msr_entry entries[sizeof(boot_msrs) / sizeof(boot_msrs[0])];
+	} msrs = { .header.nmsrs = n };
+	int set;
+
+	memcpy(msrs.entries, boot_msrs, sizeof(boot_msrs));
+	set = ioctl(vm->vcpu_fd, KVM_SET_MSRS, &msrs);
+	if (set < 0)
+		return fail(err, err_size, errno, "KVM_SET_MSRS");
+	if ((unsigned int)set != n)
+		return fail(err, err_size, 0, "KVM_SET_MSRS refused MSR 0x%x",
+			    boot_msrs[set].index);
+	return 0;
+}
+
+static int setup_fpu_and_lapic(struct vm *vm, char *err, size_t err_size)
+{
+	struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
+	struct kvm_lapic_state lapic;
+	uint32_t lvt;
+
+	if (ioctl(vm->vcpu_fd, KVM_SET_FPU, &fpu) < 0)
+		return fail(err, err_size, errno, "KVM_SET_FPU");
+	if (ioctl(vm->vcpu_fd, KVM_GET_LAPIC, &lapic) < 0)
+		return fail(err, err_size, errno, "KVM_GET_LAPIC");
+	/* What firmware would do: PIC interrupts arrive as ExtINT on LINT0,
+	 * NMIs on LINT1, until the kernel switches to the IOAPIC. */
+	memcpy(&lvt, &lapic.regs[APIC_LVT_LINT0], sizeof(lvt));
+	lvt = (lvt & ~0x700u) | (APIC_MODE_EXTINT << 8);
+	memcpy(&lapic.regs[APIC_LVT_LINT0], &lvt, sizeof(lvt));
+	memcpy(&lvt, &lapic.regs[APIC_LVT_LINT1], sizeof(lvt));
+	lvt = (lvt & ~0x700u) | (APIC_MODE_NMI << 8);
+	memcpy(&lapic.regs[APIC_LVT_LINT1], &lvt, sizeof(lvt));
+	if (ioctl(vm->vcpu_fd, KVM_SET_LAPIC, &lapic) < 0)
+		return fail(err, err_size, errno, "KVM_SET_LAPIC");
+	return 0;
+}
+
+int vm_create(struct vm *vm, uint64_t ram_size, bool hugepages, char *err,
+	      size_t err_size)
+{
+	struct kvm_pit_config pit = { .flags = 0 };
+	uint64_t identity_map = IDENTITY_MAP_GPA;
+	int mmap_size, ret;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->kvm_fd = vm->vm_fd = vm->vcpu_fd = -1;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0)
+		return fail(err, err_size, errno, "cannot open /dev/kvm");
+	if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION)
+		return fail(err, err_size, 0, "/dev/kvm speaks an unknown KVM API version");
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0)
+		return fail(err, err_size, errno, "KVM_CREATE_VM");
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)TSS_GPA) < 0)
+		return fail(err, err_size, errno, "KVM_SET_TSS_ADDR");
+	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity_map) < 0)
+		return fail(err, err_size, errno, "KVM_SET_IDENTITY_MAP_ADDR");
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		return fail(err, err_size, errno, "KVM_CREATE_IRQCHIP");
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+		return fail(err, err_size, errno, "KVM_CREATE_PIT2");
+	ret = map_ram(vm, ram_size, hugepages, err, err_size);
+	if (ret)
+		return ret;
+
+	vm->vcpu_fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, 0);
+	if (vm->vcpu_fd < 0)
+		return fail(err, err_size, errno, "KVM_CREATE_VCPU");
+	mmap_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (mmap_size < (int)sizeof(struct kvm_run))
+		return fail(err, err_size, mmap_size < 0 ? errno : 0, "KVM_GET_VCPU_MMAP_SIZE");
+	vm->run = mmap(NULL, mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, vm->vcpu_fd, 0);
+	if (vm->run == MAP_FAILED) {
+		vm->run = NULL;
+		return fail(err, err_size, errno, "mmap of the vCPU's kvm_run");
+	}
+	vm->run_size = mmap_size;
+
+	ret = setup_cpuid(vm, err, err_size);
+	if (!ret)
+		ret = setup_msrs(vm, err, err_size);
+	if (!ret)
+		ret = setup_fpu_and_lapic(vm, err, err_size);
+	return ret;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (vm->run)
+		munmap(vm->run, vm->run_size);
+	if (vm->ram)
+		munmap(vm->ram, vm->ram_size);
+	if (vm->vcpu_fd >= 0)
+		close(vm->vcpu_fd);
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	vm->run = NULL;
+	vm->ram = NULL;
+	vm->vcpu_fd = vm->vm_fd = vm->kvm_fd = -1;
+}
+
+int vm_irq_line(struct vm *vm, unsigned int irq, bool level)
+{
+	struct kvm_irq_level line = { .irq = irq, .level = level };
+
+	return ioctl(vm->vm_fd, KVM_IRQ_LINE, &line) < 0 ? -errno : 0;
+}
+
+int vm_add_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len,
+		     uint64_t datamatch, int fd)
+{
+	struct kvm_ioeventfd ioeventfd = {
+		.datamatch = datamatch, .addr = addr, .len = len, .fd = fd,
+		.flags = KVM_IOEVENTFD_FLAG_DATAMATCH,
+	};
+
+	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &ioeventfd) < 0 ? -errno : 0;
+}
+
+int vm_add_irqfd(struct vm *vm, unsigned int gsi, int fd)
+{
+	struct kvm_irqfd irqfd = { .fd = fd, .gsi = gsi };
+
+	return ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) < 0 ? -errno : 0;
+}
+
+int vm_get_sregs(struct vm *vm, struct kvm_sregs *sregs)
+{
+	return ioctl(vm->vcpu_fd, KVM_GET_SREGS, sregs) < 0 ? -errno : 0;
+}
+
+int vm_set_vcpu_state(struct vm *vm, const struct kvm_sregs *sregs,
+		      const struct kvm_regs *regs, char *err, size_t err_size)
+{
+	if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, sregs) < 0)
+		return fail(err, err_size, errno, "KVM_SET_SREGS");
+	if (ioctl(vm->vcpu_fd, KVM_SET_REGS, regs) < 0)
+		return fail(err, err_size, errno, "KVM_SET_REGS");
+	return 0;
+}
+
+static const char *exit_reason_name(uint32_t reason)
+{
+	static const char *const names[] = {
+		[KVM_EXIT_UNKNOWN] = "UNKNOWN", [KVM_EXIT_EXCEPTION] = "EXCEPTION",
+		[KVM_EXIT_IO] = "IO", [KVM_EXIT_HYPERCALL] = "HYPERCALL",
+		[KVM_EXIT_DEBUG] = "DEBUG", [KVM_EXIT_HLT] = "HLT",
+		[KVM_EXIT_MMIO] = "MMIO", [KVM_EXIT_SHUTDOWN] = "SHUTDOWN",
+		[KVM_EXIT_FAIL_ENTRY] = "FAIL_ENTRY", [KVM_EXIT_INTR] = "INTR",
+		[KVM_EXIT_INTERNAL_ERROR] = "INTERNAL_ERROR",
+		[KVM_EXIT_SYSTEM_EVENT] = "SYSTEM_EVENT",
+	};
+
+	if (reason < sizeof(names) / sizeof(names[0]) && names[reason])
+		return names[reason];
+	return "unexpected";
+}
+
+enum vm_stop_reason vm_handle_exit(struct vm *vm, struct kvm_run *run,
+				   char *err, size_t err_size)
+{
+	vm->exits[run->exit_reason < VM_EXIT_COUNTERS ? run->exit_reason
+						       : VM_EXIT_COUNTERS - 1]++;
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO: {
+		/* The data area lies inside the kvm_run mapping: bound it
+		 * before trusting count * size (string I/O batches items). */
+		uint64_t bytes = (uint64_t)run->io.size * run->io.count;
+		uint8_t *data = (uint8_t *)run + run->io.data_offset;
+
+		if (run->io.data_offset > vm->run_size ||
+		    bytes > vm->run_size - run->io.data_offset) {
+			fail(err, err_size, 0, "port exit with data outside kvm_run");
+			return VM_STOP_ERROR;
+		}
+		for (uint32_t i = 0; i < run->io.count; i++)
+			bus_access(&vm->pio, run->io.port, data + (size_t)i * run->io.size,
+				   run->io.size, run->io.direction == KVM_EXIT_IO_OUT);
+		return vm->stop;
+	}
+	case KVM_EXIT_MMIO:
+		if (run->mmio.len > sizeof(run->mmio.data)) {
+			fail(err, err_size, 0, "MMIO exit of %u bytes", run->mmio.len);
+			return VM_STOP_ERROR;
+		}
+		bus_access(&vm->mmio, run->mmio.phys_addr, run->mmio.data,
+			   run->mmio.len, run->mmio.is_write);
+		return vm->stop;
+	case KVM_EXIT_INTR:
+		return vm->stop;
+	case KVM_EXIT_SHUTDOWN:
+		/* A triple fault: Linux's last resort for reboot. */
+		return VM_STOP_RESET;
+	case KVM_EXIT_SYSTEM_EVENT:
+		if (run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN)
+			return VM_STOP_SHUTDOWN;
+		if (run->system_event.type == KVM_SYSTEM_EVENT_RESET)
+			return VM_STOP_RESET;
+		fail(err, err_size, 0, "unexpected system event %u",
+		     run->system_event.type);
+		return VM_STOP_ERROR;
+	case KVM_EXIT_FAIL_ENTRY:
+		fail(err, err_size, 0, "KVM could not enter the guest (hardware reason 0x%llx)",
+		     (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		return VM_STOP_ERROR;
+	case KVM_EXIT_INTERNAL_ERROR:
+		fail(err, err_size, 0, "KVM internal error, suberror %u",
+		     run->internal.suberror);
+		return VM_STOP_ERROR;
+	default:
+		fail(err, err_size, 0, "unhandled exit %u (%s)", run->exit_reason,
+		     exit_reason_name(run->exit_reason));
+		return VM_STOP_ERROR;
+	}
+}
+
+enum vm_stop_reason vm_run(struct vm *vm, void (*on_first_run)(void *),
+			   void *opaque, char *err, size_t err_size)
+{
+	if (on_first_run)
+		on_first_run(opaque);
+	for (;;) {
+		enum vm_stop_reason stop;
+
+		if (ioctl(vm->vcpu_fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				if (vm->stop)
+					return vm->stop;
+				continue;
+			}
+			fail(err, err_size, errno, "KVM_RUN");
+			return VM_STOP_ERROR;
+		}
+		stop = vm_handle_exit(vm, vm->run, err, err_size);
+		if (stop == VM_STOP_ERROR) {
+			struct kvm_regs regs;
+			size_t used = strlen(err);
+
+			if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &regs) == 0 && used < err_size)
+				snprintf(err + used, err_size - used, " at guest rip 0x%llx",
+					 (unsigned long long)regs.rip);
+		}
+		if (stop != VM_RUNNING)
+			return stop;
+	}
+}
