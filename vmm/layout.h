@@ -20,9 +20,14 @@
 #define CMDLINE_MAX 4096          /* also bounded by the kernel's cmdline_size */
 #define EBDA_GPA 0x9fc00          /* MP table lives here; reserved to 1 MiB */
 #define HIMEM_GPA 0x100000        /* bzImage protected-mode kernel */
+#define IDENTITY_MAP_END 0x100000000ull /* what the 64-bit entry's tables map */
 
 #define RAM_LOW_MAX 0xc0000000ull /* RAM above this goes to 4 GiB and up */
 #define RAM_HIGH_GPA 0x100000000ull
+
+/* Fixed by the architecture; the MP table tells the kernel where they are. */
+#define IOAPIC_GPA 0xfec00000ull
+#define LAPIC_GPA 0xfee00000ull
 
 #define VIRTIO_MMIO_BASE 0xd0000000ull
 #define VIRTIO_MMIO_STRIDE 0x1000
