@@ -27,16 +27,22 @@ VMM_SRCS := $(filter-out vmm/main.c,$(wildcard vmm/*.c devices/*.c))
 UNIT_TEST_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_TESTS := $(UNIT_TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 KVM_SMOKE := $(BUILD)/tests/kvm-smoke
+VMM_RUN := $(BUILD)/vmm-run
 
-PROGRAMS := $(UNIT_TESTS) $(KVM_SMOKE)
+# guest-init: PID 1 of the guest. Static: the root image has no libraries.
+GUEST_INIT := $(BUILD)/guest-init
+GUEST_INIT_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard guest-init/*.c) vmm/guest_args.c)
+ROOTFS := $(BUILD)/rootfs.erofs
+
+PROGRAMS := $(VMM_RUN) $(GUEST_INIT) $(UNIT_TESTS) $(KVM_SMOKE)
 
 # Keep intermediate objects so rebuilds are incremental.
 .SECONDARY:
 
-.PHONY: all programs kernels guest-kernel testhost deps check demo paths clean
+.PHONY: all programs kernels guest-kernel testhost rootfs deps check demo paths clean
 .DEFAULT_GOAL := all
 
-all: programs kernels
+all: programs kernels rootfs
 
 programs: $(PROGRAMS)
 
@@ -55,6 +61,21 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	@echo "  CC $<"
 	$(Q)$(CC) $(STD_CFLAGS) $(CFLAGS) $(LIB_CFLAGS) -c -o $@ $<
+
+$(VMM_RUN): $(BUILD)/obj/vmm/main.o $(VMM_SRCS:%.c=$(BUILD)/obj/%.o)
+	@mkdir -p $(@D)
+	@echo "  LD $@"
+	$(Q)$(CC) -o $@ $^ $(LIB_LIBS)
+
+$(GUEST_INIT): $(GUEST_INIT_OBJS)
+	@mkdir -p $(@D)
+	@echo "  LD [static] $@"
+	$(Q)$(CC) -static -o $@ $^
+
+# Always run: mkrootfs caches by content and does nothing when the image
+# already matches guest-init, busybox, mkfs.erofs and itself.
+rootfs: $(GUEST_INIT)
+	$(Q)guest-init/mkrootfs $(ROOTFS) $(GUEST_INIT)
 
 $(KVM_SMOKE): $(BUILD)/obj/tests/kvm/smoke.o
 	@mkdir -p $(@D)
@@ -80,13 +101,15 @@ check: deps
 	$(Q)tests/check
 
 demo: deps
-	@echo "demo: needs vmm-run, the monitor that boots the guest kernel into an" >&2
-	@echo "demo: EROFS root; it does not exist yet. 'make check' runs what exists." >&2
-	@exit 1
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)scripts/demo
 
 paths:
 	$(Q)kernel-config/build --print-paths
 	$(Q)tests/testhost/prepare --print-paths
+	@echo "vmm_run=$(abspath $(VMM_RUN))"
+	@echo "guest_init=$(abspath $(GUEST_INIT))"
+	@echo "rootfs=$(abspath $(ROOTFS))"
 	@echo "kvm_smoke=$(abspath $(KVM_SMOKE))"
 	@echo "unit_tests=$(abspath $(UNIT_TESTS))"
 

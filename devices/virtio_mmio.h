@@ -36,6 +36,7 @@
 #define VIRTIO_MMIO_REGION_SIZE 0x200 /* registers, then config space at 0x100 */
 #define VIRTIO_MMIO_CONFIG_OFFSET 0x100
 #define VIRTIO_MMIO_MAX_QUEUES 4
+#define VIRTIO_MMIO_QUEUE_NOTIFY_OFFSET 0x50 /* where ioeventfds go */
 
 /* Feature bits the transport itself offers (and understands). */
 #define VIRTIO_F_INDIRECT_DESC 28

@@ -189,8 +189,8 @@ int boot_load_bzimage(const struct guest_mem *mem, const void *image,
 {
 	struct boot_params zero_page = { 0 };
 	const uint8_t *bytes = image;
-	uint64_t kernel_size, load_gpa;
-	size_t kernel_offset;
+	uint64_t kernel_size = 0, load_gpa = 0;
+	size_t kernel_offset = 0;
 	int ret;
 
 	ret = check_protocol(bytes, image_size, err, err_size);

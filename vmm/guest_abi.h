@@ -17,7 +17,51 @@
  *                      the guest failed (see vmm-run --help).
  *
  * The guest learns nothing from the monitor this way: the command to run
- * and its arguments come on the kernel command line (see guest-init).
+ * and its arguments come on the kernel command line, encoded as below.
+ *
+ * Kernel command line. guest-init expects
+ *
+ *   console=ttyS0 reboot=k root=/dev/vda rootfstype=erofs ro [...]
+ *   init=/sbin/init -- WORD...
+ *
+ * with init=/sbin/init the last word before " -- " and the encoded words
+ * ending the line (virtio_mmio.device= and every other kernel parameter
+ * go before init=): the kernel hands init every word after " -- " and
+ * every unknown bare word of the line, but forgets those seen before
+ * init=, so nothing but the command reaches guest-init.
+ *
+ * The kernel log goes to ttyS0 (COM1). The command runs as root in /, in
+ * a session of its own, with stdin /dev/null and stdout and stderr on
+ * ttyS1 (COM2, raw: "\n" stays "\n"), and only PATH, HOME=/root and
+ * TERM=linux in its environment. guest-init's own error reports go to
+ * /dev/console. The guest kernel needs CONFIG_X86_IOPL_IOPERM=y (for
+ * ioperm()) and two 8250 UARTs.
+ *
+ * Argument encoding (vmm/guest_args.c does both directions). The kernel
+ * splits its command line on white space, strips double quotes, stops
+ * handing words to init at a bare "--", and some x86 boot code looks for
+ * option words such as "nopti" anywhere on the line, even after "--".
+ * So each argument of the command becomes exactly one WORD:
+ *
+ *   - every byte outside [A-Za-z0-9] and -_./:,=+@ is written as %XX,
+ *     two upper-case hex digits;
+ *   - the first byte is always written as %XX, whatever it is, so every
+ *     WORD starts with '%' and can never be "--" or a kernel option;
+ *   - the empty argument is the single character "%".
+ *
+ * For example `sh -c 'echo "a b"'` is "%73h %2Dc %65cho%20%22a%20b%22".
+ * The decoder is strict: a WORD that does not start with '%', a byte
+ * outside the set above, a '%' not followed by two upper-case hex digits,
+ * and %00 (a C string holds no NUL) are all errors.
+ *
+ * Failures inside the guest. When guest-init cannot run the command at
+ * all (no port access, a bad or missing command, no ttyS1, or a failed
+ * mount of /dev, /proc, /sys, or a tmpfs: /run, /tmp, /dev/shm, /etc),
+ * it reports why on /dev/console and reboots without writing a status,
+ * so the monitor reports a guest failure rather than a made-up status. Once the command ran, its status is always
+ * written: its exit code, 128 + the signal number if a signal killed it,
+ * 127 if it was not found and 126 if it could not be executed (as a shell
+ * does). A failed cgroup2 or devpts mount is only reported.
  */
 #ifndef EROVM_GUEST_ABI_H
 #define EROVM_GUEST_ABI_H
@@ -26,6 +70,14 @@
 #define GUEST_PORT_MARKER (GUEST_PORT_BASE + 0)
 #define GUEST_PORT_STATUS (GUEST_PORT_BASE + 4)
 #define GUEST_PORT_LEN 8
+
+/* x86 COMMAND_LINE_SIZE: the longest kernel command line, its NUL included. */
+#define GUEST_CMDLINE_SIZE 2048
+/*
+ * The most arguments the kernel hands to init (CONFIG_INIT_ENV_ARG_LIMIT,
+ * 32 by default); one more makes it panic at boot.
+ */
+#define GUEST_ARGS_MAX 32
 
 enum guest_marker {
 	GUEST_MARKER_INIT_STARTED = 1,

@@ -35,6 +35,8 @@
 
 #define SERIAL_COM1_PORT 0x3f8
 #define SERIAL_COM1_IRQ 4
+#define SERIAL_COM2_PORT 0x2f8
+#define SERIAL_COM2_IRQ 3
 #define I8042_DATA_PORT 0x60
 #define I8042_COMMAND_PORT 0x64
 /* Virtio-mmio device n gets the n-th of these ISA IRQs (edge-triggered),

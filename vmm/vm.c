@@ -202,7 +202,9 @@ static int setup_fpu_and_lapic(struct vm *vm, char *err, size_t err_size)
 int vm_create(struct vm *vm, uint64_t ram_size, bool hugepages, char *err,
 	      size_t err_size)
 {
-	struct kvm_pit_config pit = { .flags = 0 };
+	/* SPEAKER_DUMMY also gives port 0x61 (PIT channel 2 gate and OUT2),
+	 * which Linux reads to calibrate the TSC. */
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	uint64_t identity_map = IDENTITY_MAP_GPA;
 	int mmap_size, ret;
 

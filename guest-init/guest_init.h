@@ -1,0 +1,33 @@
+/*
+ * guest_init.h - guest-init, PID 1 of an erovm guest: mounts the usual
+ * filesystems, runs the command from the kernel command line and reports
+ * its exit status to the monitor (vmm/guest_abi.h).
+ */
+#ifndef EROVM_GUEST_INIT_H
+#define EROVM_GUEST_INIT_H
+
+#include <stdnoreturn.h>
+
+/* Prints "guest-init: MESSAGE" on /dev/console (fd 2). */
+void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * guest-init cannot run the command: reports why and ends the VM without
+ * writing a status, so the monitor reports a guest failure.
+ */
+noreturn void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Waits for the console output, syncs and resets the guest; never returns. */
+noreturn void end_vm(void);
+
+/* Mounts devtmpfs on /dev unless the kernel already did; fails otherwise. */
+void mount_dev(void);
+
+/*
+ * Mounts /proc, /sys, cgroup2, the tmpfs scratch directories, /dev/pts and
+ * a writable copy of /etc, then sets the host name from /etc/hostname.
+ * Fails on any mount the command may rely on; reports the others.
+ */
+void mount_filesystems(void);
+
+#endif

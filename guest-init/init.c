@@ -1,0 +1,226 @@
+/*
+ * guest-init: PID 1 of an erovm guest. See vmm/guest_abi.h for what the
+ * monitor expects of it and for the kernel command line it expects.
+ */
+#include "guest-init/guest_init.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/io.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmm/guest_abi.h"
+#include "vmm/guest_args.h"
+
+/* The command's stdout and stderr: COM2, kept apart from the kernel log. */
+#define COMMAND_OUTPUT_TTY "/dev/ttyS1"
+#define COMMAND_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* How long processes left behind by the command get to exit. */
+#define SIGTERM_GRACE_MS 1000
+#define SIGKILL_WAIT_MS 1000
+
+/* Gives fds 0-2 the console, unless the kernel could already open it. */
+static void open_console(void)
+{
+	if (fcntl(STDERR_FILENO, F_GETFD) >= 0)
+		return;
+	/* The kernel opens all three or none, so this gets fd 0. */
+	if (open("/dev/console", O_RDWR | O_NOCTTY) != STDIN_FILENO)
+		return; /* nowhere to report to; the missing status still tells */
+	dup2(STDIN_FILENO, STDOUT_FILENO);
+	dup2(STDIN_FILENO, STDERR_FILENO);
+}
+
+/*
+ * Returns the command's argv, decoded from guest-init's own arguments
+ * (see vmm/guest_abi.h). Decodes copies so /proc/1/cmdline stays readable.
+ */
+static char **decode_command(int argc, char *argv[])
+{
+	char **command;
+
+	if (argc < 2)
+		fail("no command: expected \"init=/sbin/init -- COMMAND [ARG]...\" on the kernel command line");
+	command = calloc((size_t)argc, sizeof(*command));
+	if (!command)
+		fail("calloc: %s", strerror(errno));
+	for (int i = 1; i < argc; i++) {
+		command[i - 1] = strdup(argv[i]);
+		if (!command[i - 1])
+			fail("strdup: %s", strerror(errno));
+		if (guest_args_decode(command[i - 1]) < 0)
+			fail("word %d after \"--\" on the kernel command line is not a valid encoded argument: \"%s\"",
+			     i, argv[i]);
+	}
+	return command;
+}
+
+/* Opens the command's output tty with raw output: "\n" stays "\n". */
+static int open_command_output(void)
+{
+	struct termios tio;
+	int fd;
+
+	/* Non-blocking so a tty that waits for carrier cannot hang the open. */
+	fd = open(COMMAND_OUTPUT_TTY, O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		fail("open %s: %s", COMMAND_OUTPUT_TTY, strerror(errno));
+	if (tcgetattr(fd, &tio) < 0)
+		fail("tcgetattr %s: %s", COMMAND_OUTPUT_TTY, strerror(errno));
+	tio.c_oflag &= ~OPOST;
+	tio.c_cflag |= CLOCAL;
+	if (tcsetattr(fd, TCSANOW, &tio) < 0 || fcntl(fd, F_SETFL, 0) < 0)
+		fail("set up %s: %s", COMMAND_OUTPUT_TTY, strerror(errno));
+	return fd;
+}
+
+/* In the child: becomes the command. Never returns. */
+static noreturn void exec_command(char *argv[], int output_fd)
+{
+	sigset_t none;
+	int null_fd, err;
+
+	setsid();
+	/*
+	 * guest-init changes neither, but the command must start as under any
+	 * other parent: default dispositions, nothing blocked.
+	 */
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+
+	if (dup2(output_fd, STDOUT_FILENO) < 0 || dup2(output_fd, STDERR_FILENO) < 0) {
+		report("dup2 %s: %s", COMMAND_OUTPUT_TTY, strerror(errno));
+		_exit(126);
+	}
+	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0) {
+		dprintf(STDERR_FILENO, "guest-init: /dev/null: %s\n", strerror(errno));
+		_exit(126);
+	}
+
+	clearenv();
+	if (setenv("PATH", COMMAND_PATH, 1) < 0 || setenv("HOME", "/root", 1) < 0 ||
+	    setenv("TERM", "linux", 1) < 0) {
+		dprintf(STDERR_FILENO, "guest-init: setenv: %s\n", strerror(errno));
+		_exit(126);
+	}
+
+	outb(GUEST_MARKER_COMMAND_STARTED, GUEST_PORT_MARKER);
+	/* ioperm survives fork and exec: the command must not fake a status. */
+	if (ioperm(GUEST_PORT_BASE, GUEST_PORT_LEN, 0) < 0) {
+		dprintf(STDERR_FILENO, "guest-init: ioperm: %s\n", strerror(errno));
+		_exit(126);
+	}
+
+	execvp(argv[0], argv);
+	err = errno;
+	dprintf(STDERR_FILENO, "guest-init: %s: %s\n", argv[0], strerror(err));
+	/* As a shell does: 127 when not found, 126 when found but not runnable. */
+	_exit(err == ENOENT || err == ENOTDIR ? 127 : 126);
+}
+
+/*
+ * Reaps every child (orphans are re-parented to PID 1) until @command
+ * ends; returns its exit status, or 128 + the signal that killed it.
+ */
+static int wait_for_command(pid_t command)
+{
+	int wstatus;
+	pid_t pid;
+
+	do {
+		pid = waitpid(-1, &wstatus, 0);
+		if (pid < 0 && errno != EINTR)
+			fail("waitpid: %s", strerror(errno));
+	} while (pid != command);
+	if (WIFEXITED(wstatus))
+		return WEXITSTATUS(wstatus);
+	return 128 + WTERMSIG(wstatus);
+}
+
+static long long monotonic_ms(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec * 1000LL + now.tv_nsec / 1000000;
+}
+
+/*
+ * Reaps children until none is left (true) or @timeout_ms passed (false).
+ * Every process of the guest descends from PID 1, so no child left means
+ * no process left.
+ */
+static bool reap_all(int timeout_ms)
+{
+	const struct timespec poll_interval = { 0, 10 * 1000 * 1000 };
+	long long deadline = monotonic_ms() + timeout_ms;
+
+	for (;;) {
+		pid_t pid = waitpid(-1, NULL, WNOHANG);
+
+		if (pid < 0 && errno == ECHILD)
+			return true;
+		if (pid > 0 || (pid < 0 && errno == EINTR))
+			continue;
+		if (monotonic_ms() >= deadline)
+			return false;
+		nanosleep(&poll_interval, NULL);
+	}
+}
+
+/* Ends the processes the command left behind: SIGTERM, then SIGKILL. */
+static void stop_remaining_processes(void)
+{
+	if (reap_all(0))
+		return;
+	kill(-1, SIGTERM);
+	if (reap_all(SIGTERM_GRACE_MS))
+		return;
+	kill(-1, SIGKILL);
+	if (!reap_all(SIGKILL_WAIT_MS))
+		report("some processes survived SIGKILL; stopping anyway");
+}
+
+int main(int argc, char *argv[])
+{
+	int output_fd, status;
+	char **command_argv;
+	pid_t command;
+
+	if (ioperm(GUEST_PORT_BASE, GUEST_PORT_LEN, 1) < 0)
+		fail("ioperm: %s", strerror(errno));
+	outb(GUEST_MARKER_INIT_STARTED, GUEST_PORT_MARKER);
+
+	mount_dev();
+	open_console();
+	command_argv = decode_command(argc, argv);
+	mount_filesystems();
+	output_fd = open_command_output();
+
+	command = fork();
+	if (command < 0)
+		fail("fork: %s", strerror(errno));
+	if (command == 0)
+		exec_command(command_argv, output_fd);
+
+	status = wait_for_command(command);
+	outb(GUEST_MARKER_COMMAND_FINISHED, GUEST_PORT_MARKER);
+	stop_remaining_processes();
+	/* The reset would cut off output still in the UART's queue. */
+	tcdrain(output_fd);
+	sync();
+	outl((unsigned int)status, GUEST_PORT_STATUS);
+	end_vm();
+}

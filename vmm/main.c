@@ -1,0 +1,571 @@
+/*
+ * vmm-run: boot a Linux kernel straight into an EROFS root filesystem,
+ * run one command in it, and exit with the command's status.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "devices/i8042.h"
+#include "devices/io_loop.h"
+#include "devices/serial_8250.h"
+#include "devices/virtio_blk.h"
+#include "vmm/boot.h"
+#include "vmm/guest_abi.h"
+#include "vmm/guest_args.h"
+#include "vmm/guest_control.h"
+#include "vmm/layout.h"
+#include "vmm/mptable.h"
+#include "vmm/vm.h"
+#include "vmm/x86_entry.h"
+
+/* Exit statuses of vmm-run's own failures (documented in --help). */
+#define EXIT_SETUP 125          /* could not start the VM */
+#define EXIT_NO_STATUS 124      /* guest ended without reporting a status */
+#define EXIT_VM_FAILED 123      /* the VM failed while running */
+
+#define EROFS_SUPER_OFFSET 1024
+#define EROFS_SUPER_MAGIC 0xe0f5e1e2u
+#define MAX_DISKS VIRTIO_MMIO_MAX_DEVICES
+#define KERNEL_MAX_SIZE (512u << 20)
+
+struct disk_arg {
+	const char *path;
+	bool read_only;
+	const char *serial;
+};
+
+struct options {
+	const char *kernel;
+	const char *rootfs;
+	struct disk_arg disks[MAX_DISKS];   /* [0] is the root */
+	unsigned int nr_disks;
+	uint64_t mem;
+	const char *cmdline_extra;
+	const char *serial_file;
+	bool boot_time;
+	bool verbose;
+	bool hugepages;
+	char **command;
+	int command_argc;
+};
+
+static uint64_t start_ns;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+"usage: vmm-run --kernel KERNEL --rootfs IMAGE [OPTIONS] -- COMMAND [ARGS...]\n"
+"\n"
+"Boots KERNEL (bzImage, or ELF vmlinux with a PVH or 64-bit entry) with\n"
+"IMAGE, an EROFS filesystem, as its read-only root on /dev/vda, runs\n"
+"COMMAND inside through erovm's guest-init, and exits with its status.\n"
+"The command's stdout and stderr appear on vmm-run's stdout.\n"
+"\n"
+"  --kernel FILE         guest kernel\n"
+"  --rootfs FILE         EROFS root image (/dev/vda, read-only)\n"
+"  --disk FILE[,ro][,serial=ID]\n"
+"                        another virtio-blk disk (/dev/vdb, /dev/vdc, ...);\n"
+"                        ro makes it read-only; ID (up to 20 bytes) is what\n"
+"                        the guest sees in /sys/block/vdX/serial\n"
+"  --mem SIZE            guest memory, in MiB or with a K/M/G suffix\n"
+"                        (default 256M, multiple of 2 MiB)\n"
+"  --hugepages           back guest memory with 2 MiB huge pages\n"
+"  --cmdline TEXT        extra kernel command-line words\n"
+"  --serial FILE         write the kernel's console (ttyS0), its full log,\n"
+"                        to FILE\n"
+"  --verbose             show the kernel's full log on stdout; without this\n"
+"                        or --serial the kernel boots quiet\n"
+"  --boot-time           print boot timings (ms since vmm-run started) on\n"
+"                        stderr: first KVM_RUN, first serial byte, init\n"
+"                        started, command finished, VM exited\n"
+"  --help                this text\n"
+"\n"
+"Exit status: the command's own (0-255), or\n"
+"  %d  vmm-run could not start the VM: bad arguments, a missing or\n"
+"       unreadable file, no usable /dev/kvm, a kernel or image it rejects\n"
+"  %d  the guest ended without reporting a status: kernel panic, no\n"
+"       init, init failure, or a reset before the command finished\n"
+"  %d  the VM failed while running (an exit the monitor cannot handle,\n"
+"       a KVM error); the reason is printed\n"
+"These are also valid command statuses; the message on stderr tells.\n",
+		EXIT_SETUP, EXIT_NO_STATUS, EXIT_VM_FAILED);
+}
+
+static void __attribute__((format(printf, 1, 2), noreturn)) die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("vmm-run: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(EXIT_SETUP);
+}
+
+static uint64_t parse_size(const char *text)
+{
+	char *end;
+	unsigned long long value;
+	uint64_t shift = 20;
+
+	errno = 0;
+	value = strtoull(text, &end, 10);
+	if (errno || end == text)
+		die("--mem %s: not a size", text);
+	switch (*end) {
+	case '\0': break;
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	default: die("--mem %s: unknown suffix", text);
+	}
+	if (*end || value == 0 || value > (UINT64_MAX >> shift))
+		die("--mem %s: not a size", text);
+	return value << shift;
+}
+
+static struct disk_arg parse_disk(char *spec)
+{
+	struct disk_arg disk = { .path = strtok(spec, ",") };
+	char *option;
+
+	if (!disk.path || !*disk.path)
+		die("--disk needs a file name");
+	while ((option = strtok(NULL, ","))) {
+		if (!strcmp(option, "ro"))
+			disk.read_only = true;
+		else if (!strncmp(option, "serial=", 7))
+			disk.serial = option + 7;
+		else
+			die("--disk %s: unknown option '%s' (ro, serial=ID)", disk.path, option);
+	}
+	return disk;
+}
+
+static void parse_options(int argc, char **argv, struct options *opt)
+{
+	enum { OPT_KERNEL = 256, OPT_ROOTFS, OPT_DISK, OPT_MEM, OPT_CMDLINE,
+	       OPT_SERIAL, OPT_BOOT_TIME, OPT_VERBOSE, OPT_HUGEPAGES, OPT_HELP };
+	static const struct option longopts[] = {
+		{ "kernel", required_argument, NULL, OPT_KERNEL },
+		{ "rootfs", required_argument, NULL, OPT_ROOTFS },
+		{ "disk", required_argument, NULL, OPT_DISK },
+		{ "mem", required_argument, NULL, OPT_MEM },
+		{ "cmdline", required_argument, NULL, OPT_CMDLINE },
+		{ "serial", required_argument, NULL, OPT_SERIAL },
+		{ "boot-time", no_argument, NULL, OPT_BOOT_TIME },
+		{ "verbose", no_argument, NULL, OPT_VERBOSE },
+		{ "hugepages", no_argument, NULL, OPT_HUGEPAGES },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ 0 },
+	};
+	int c;
+
+	*opt = (struct options){ .mem = 256 << 20, .nr_disks = 1 };
+	/* "+": stop at the first non-option, which must be "--". */
+	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_KERNEL: opt->kernel = optarg; break;
+		case OPT_ROOTFS: opt->rootfs = optarg; break;
+		case OPT_DISK:
+			if (opt->nr_disks == MAX_DISKS)
+				die("at most %d disks, the root included", MAX_DISKS);
+			opt->disks[opt->nr_disks++] = parse_disk(optarg);
+			break;
+		case OPT_MEM: opt->mem = parse_size(optarg); break;
+		case OPT_CMDLINE: opt->cmdline_extra = optarg; break;
+		case OPT_SERIAL: opt->serial_file = optarg; break;
+		case OPT_BOOT_TIME: opt->boot_time = true; break;
+		case OPT_VERBOSE: opt->verbose = true; break;
+		case OPT_HUGEPAGES: opt->hugepages = true; break;
+		case OPT_HELP: usage(stdout); exit(0);
+		default: usage(stderr); exit(EXIT_SETUP);
+		}
+	}
+	if (!opt->kernel || !opt->rootfs)
+		die("--kernel and --rootfs are required (see --help)");
+	if (optind >= argc || strcmp(argv[optind - 1], "--"))
+		die("no command: give it after -- (see --help)");
+	opt->command = argv + optind;
+	opt->command_argc = argc - optind;
+	opt->disks[0] = (struct disk_arg){
+		.path = opt->rootfs, .read_only = true, .serial = "rootfs",
+	};
+}
+
+/* Reads a whole file that must be a regular file of sane size. */
+static void *read_kernel(const char *path, size_t *size)
+{
+	struct stat st;
+	void *image;
+	size_t done = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		die("--kernel %s: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		die("--kernel %s: not a regular file", path);
+	if (st.st_size == 0 || (uint64_t)st.st_size > KERNEL_MAX_SIZE)
+		die("--kernel %s: %s", path, st.st_size ? "larger than 512 MiB" : "empty file");
+	image = malloc(st.st_size);
+	if (!image)
+		die("--kernel %s: out of memory", path);
+	while (done < (size_t)st.st_size) {
+		ssize_t n = read(fd, (char *)image + done, st.st_size - done);
+
+		if (n <= 0)
+			die("--kernel %s: read: %s", path, n ? strerror(errno) : "file shrank");
+		done += n;
+	}
+	close(fd);
+	*size = done;
+	return image;
+}
+
+/* A clear error now beats a kernel panic about the root filesystem later. */
+static void check_erofs(const char *path)
+{
+	uint32_t magic;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		die("--rootfs %s: %s", path, strerror(errno));
+	if (pread(fd, &magic, sizeof(magic), EROFS_SUPER_OFFSET) != sizeof(magic) ||
+	    le32toh(magic) != EROFS_SUPER_MAGIC)
+		die("--rootfs %s: not an EROFS image (no EROFS superblock at offset 1024)", path);
+	close(fd);
+}
+
+/*
+ * PVM ("pagetable-based virtual machine") offers /dev/kvm without hardware
+ * virtualization; stock guest kernels cannot boot on it. Warn, don't refuse:
+ * a PVM-enabled guest kernel does boot.
+ */
+static void warn_if_pvm(void)
+{
+	char line[4096];
+	bool hardware = false;
+	FILE *cpuinfo;
+
+	if (access("/sys/module/kvm_pvm", F_OK) != 0)
+		return;
+	cpuinfo = fopen("/proc/cpuinfo", "re");
+	while (cpuinfo && fgets(line, sizeof(line), cpuinfo)) {
+		if (!strncmp(line, "flags", 5) && (strstr(line, " vmx") || strstr(line, " svm"))) {
+			hardware = true;
+			break;
+		}
+	}
+	if (cpuinfo)
+		fclose(cpuinfo);
+	if (!hardware)
+		fprintf(stderr,
+			"vmm-run: warning: /dev/kvm here is PVM (no hardware virtualization):\n"
+			"vmm-run: warning: only a PVM-enabled guest kernel boots on it; to run a\n"
+			"vmm-run: warning: stock kernel use the nested test host: tests/testhost/run -- vmm-run ...\n");
+}
+
+struct machine {
+	struct options opt;
+	struct vm vm;
+	struct guest_control control;
+	struct serial_8250 console_uart;    /* ttyS0: the kernel's console */
+	struct serial_8250 command_uart;    /* ttyS1: the command's output */
+	struct i8042 kbc;
+	struct io_loop loop;
+	bool loop_started;
+	struct blk_disk disks[MAX_DISKS];
+	struct blk_backend *backends[MAX_DISKS];
+	struct virtio_blk *blks[MAX_DISKS];
+	unsigned int nr_blks;
+	FILE *console;                      /* where ttyS0 goes, or NULL */
+	uint64_t first_run_ns;
+	uint64_t first_serial_ns;
+};
+
+static void note_serial_byte(struct machine *m)
+{
+	if (!m->first_serial_ns)
+		m->first_serial_ns = now_ns();
+}
+
+static void console_write(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct machine *m = opaque;
+
+	note_serial_byte(m);
+	if (m->console)
+		fwrite(buf, 1, len, m->console);
+}
+
+static void command_write(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct machine *m = opaque;
+
+	note_serial_byte(m);
+	fwrite(buf, 1, len, stdout);
+}
+
+static void console_irq(void *opaque, bool level)
+{
+	struct machine *m = opaque;
+
+	vm_irq_line(&m->vm, SERIAL_COM1_IRQ, level);
+}
+
+static void command_irq(void *opaque, bool level)
+{
+	struct machine *m = opaque;
+
+	vm_irq_line(&m->vm, SERIAL_COM2_IRQ, level);
+}
+
+static void guest_reset(void *opaque)
+{
+	struct machine *m = opaque;
+
+	m->vm.stop = VM_STOP_RESET;
+}
+
+static void first_run(void *opaque)
+{
+	struct machine *m = opaque;
+
+	m->first_run_ns = now_ns();
+}
+
+static void check_bus(int ret, const char *what)
+{
+	if (ret)
+		die("cannot place %s on the bus: %s", what, strerror(-ret));
+}
+
+static void add_legacy_devices(struct machine *m)
+{
+	struct vm *vm = &m->vm;
+
+	if (serial_8250_init(&m->console_uart, console_write, console_irq, m) ||
+	    serial_8250_init(&m->command_uart, command_write, command_irq, m) ||
+	    i8042_init(&m->kbc, guest_reset, m))
+		die("cannot set up the legacy devices: %s", strerror(errno));
+	check_bus(bus_register(&vm->pio, SERIAL_COM1_PORT, SERIAL_8250_NR_PORTS,
+			       serial_8250_access, &m->console_uart, "ttyS0"), "ttyS0");
+	check_bus(bus_register(&vm->pio, SERIAL_COM2_PORT, SERIAL_8250_NR_PORTS,
+			       serial_8250_access, &m->command_uart, "ttyS1"), "ttyS1");
+	check_bus(bus_register(&vm->pio, I8042_DATA_PORT, 1, i8042_data_port_access,
+			       &m->kbc, "i8042 data"), "the i8042");
+	check_bus(bus_register(&vm->pio, I8042_COMMAND_PORT, 1, i8042_command_port_access,
+			       &m->kbc, "i8042 command"), "the i8042");
+	m->control.now_ns = now_ns;
+	check_bus(bus_register(&vm->pio, GUEST_PORT_BASE, GUEST_PORT_LEN,
+			       guest_control_access, &m->control, "guest control"),
+		  "the guest control ports");
+}
+
+/* Appends " virtio_mmio.device=..." for device @index to @cmdline. */
+static void announce_device(char *cmdline, size_t size, uint64_t base, unsigned int irq)
+{
+	size_t used = strlen(cmdline);
+
+	if (used + 1 >= size)
+		die("kernel command line too long");
+	cmdline[used++] = ' ';
+	cmdline[used] = '\0';
+	if (virtio_mmio_cmdline(cmdline + used, size - used, base, irq) < 0)
+		die("kernel command line too long");
+}
+
+static void add_disks(struct machine *m, char *cmdline, size_t cmdline_size)
+{
+	static const unsigned int irqs[] = VIRTIO_MMIO_IRQS;
+	char err[256];
+
+	if (io_loop_init(&m->loop, 256, err, sizeof(err)))
+		die("cannot set up the I/O loop: %s", err);
+	for (unsigned int i = 0; i < m->opt.nr_disks; i++) {
+		const struct disk_arg *arg = &m->opt.disks[i];
+		uint64_t base = VIRTIO_MMIO_BASE + (uint64_t)i * VIRTIO_MMIO_STRIDE;
+		struct virtio_mmio *transport;
+		int irq_fd;
+
+		if (blk_disk_open(&m->disks[i], arg->path, arg->read_only, err, sizeof(err)))
+			die("%s %s: %s", i ? "--disk" : "--rootfs", arg->path, err);
+		if (blk_uring_create(&m->backends[i], &m->disks[i], &m->loop))
+			die("cannot set up io_uring for %s", arg->path);
+		irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (irq_fd < 0)
+			die("eventfd: %s", strerror(errno));
+		if (virtio_blk_create(&m->blks[i], &m->loop, m->backends[i], arg->serial,
+				      &m->vm.mem, irq_fd, err, sizeof(err)))
+			die("%s %s: %s", i ? "--disk" : "--rootfs", arg->path, err);
+		m->nr_blks++;
+		transport = virtio_blk_mmio(m->blks[i]);
+		check_bus(bus_register(&m->vm.mmio, base, VIRTIO_MMIO_REGION_SIZE,
+				       virtio_mmio_access, transport, "virtio-blk"),
+			  "a virtio-blk device");
+		if (vm_add_ioeventfd(&m->vm, base + VIRTIO_MMIO_QUEUE_NOTIFY_OFFSET, 4, 0,
+				     transport->queues[0].notify_fd) ||
+		    vm_add_irqfd(&m->vm, irqs[i], irq_fd))
+			die("cannot wire %s to KVM (ioeventfd/irqfd): %s", arg->path,
+			    strerror(errno));
+		announce_device(cmdline, cmdline_size, base, irqs[i]);
+	}
+}
+
+static void build_cmdline(const struct options *opt, char *cmdline, size_t size)
+{
+	int n = snprintf(cmdline, size,
+			 "console=ttyS0 reboot=k panic=-1 root=/dev/vda rootfstype=erofs ro"
+			 "%s%s%s",
+			 /* Every console byte costs a VM exit: keep the kernel
+			  * quiet unless its log goes somewhere. */
+			 opt->verbose || opt->serial_file ? "" : " quiet",
+			 opt->cmdline_extra ? " " : "",
+			 opt->cmdline_extra ? opt->cmdline_extra : "");
+
+	if (n < 0 || (size_t)n >= size)
+		die("kernel command line too long");
+}
+
+static void load_kernel(struct machine *m, const char *cmdline)
+{
+	struct boot_entry entry;
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+	char err[256];
+	size_t size;
+	void *image = read_kernel(m->opt.kernel, &size);
+	int ret;
+
+	if (boot_load_kernel(&m->vm.mem, image, size, cmdline, &entry, err, sizeof(err)))
+		die("--kernel %s: %s", m->opt.kernel, err);
+	free(image);
+	ret = mptable_write(&m->vm.mem, 1);
+	if (ret)
+		die("cannot write the MP table: %s", strerror(-ret));
+	ret = vm_get_sregs(&m->vm, &sregs);
+	if (ret)
+		die("KVM_GET_SREGS: %s", strerror(-ret));
+	if (x86_entry_setup(&m->vm.mem, &entry, &sregs, &regs))
+		die("cannot set up the boot CPU state");
+	if (vm_set_vcpu_state(&m->vm, &sregs, &regs, err, sizeof(err)))
+		die("%s", err);
+}
+
+static double ms_since_start(uint64_t ns)
+{
+	return ns ? (double)(ns - start_ns) / 1e6 : -1;
+}
+
+static void print_boot_time(const struct machine *m, uint64_t exit_ns)
+{
+	const struct {
+		const char *what;
+		uint64_t ns;
+	} events[] = {
+		{ "first KVM_RUN", m->first_run_ns },
+		{ "first serial byte", m->first_serial_ns },
+		{ "init started", m->control.marker_ns[GUEST_MARKER_INIT_STARTED] },
+		{ "command finished", m->control.marker_ns[GUEST_MARKER_COMMAND_FINISHED] },
+		{ "VM exited", exit_ns },
+	};
+
+	for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
+		if (events[i].ns)
+			fprintf(stderr, "boot-time: %-18s %9.1f ms\n", events[i].what,
+				ms_since_start(events[i].ns));
+		else
+			fprintf(stderr, "boot-time: %-18s         - (not reached)\n",
+				events[i].what);
+	}
+	fprintf(stderr, "boot-time: exits: %" PRIu64 " io, %" PRIu64 " mmio\n",
+		m->vm.exits[KVM_EXIT_IO], m->vm.exits[KVM_EXIT_MMIO]);
+}
+
+int main(int argc, char **argv)
+{
+	static struct machine m;
+	char cmdline[GUEST_CMDLINE_SIZE];
+	char err[512];
+	enum vm_stop_reason stop;
+	uint64_t exit_ns;
+	int ret;
+
+	start_ns = now_ns();
+	/* The command's output streams line by line, even into a pipe. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	parse_options(argc, argv, &m.opt);
+	if (access(m.opt.kernel, R_OK) != 0)
+		die("--kernel %s: %s", m.opt.kernel, strerror(errno));
+	check_erofs(m.opt.rootfs);
+	for (unsigned int i = 1; i < m.opt.nr_disks; i++)
+		if (access(m.opt.disks[i].path, m.opt.disks[i].read_only ? R_OK : R_OK | W_OK))
+			die("--disk %s: %s", m.opt.disks[i].path, strerror(errno));
+	if (m.opt.serial_file) {
+		m.console = fopen(m.opt.serial_file, "we");
+		if (!m.console)
+			die("--serial %s: %s", m.opt.serial_file, strerror(errno));
+	} else if (m.opt.verbose) {
+		m.console = stdout;
+	}
+	warn_if_pvm();
+
+	if (vm_create(&m.vm, m.opt.mem, m.opt.hugepages, err, sizeof(err)))
+		die("%s", err);
+	add_legacy_devices(&m);
+	build_cmdline(&m.opt, cmdline, sizeof(cmdline));
+	add_disks(&m, cmdline, sizeof(cmdline));
+	/* init= last: the kernel would hand bare words after it to init. */
+	if (strlen(cmdline) + sizeof(" init=/sbin/init") > sizeof(cmdline))
+		die("kernel command line too long");
+	strcat(cmdline, " init=/sbin/init");
+	ret = guest_args_encode(cmdline, sizeof(cmdline), m.opt.command, m.opt.command_argc);
+	if (ret < 0)
+		die("the command does not fit on the kernel command line: %s", strerror(-ret));
+	load_kernel(&m, cmdline);
+
+	if (io_loop_start(&m.loop))
+		die("cannot start the I/O thread");
+	stop = vm_run(&m.vm, first_run, &m, err, sizeof(err));
+	exit_ns = now_ns();
+	io_loop_stop(&m.loop);
+	fflush(stdout);
+	if (m.console)
+		fflush(m.console);
+	if (m.opt.boot_time)
+		print_boot_time(&m, exit_ns);
+
+	if (stop == VM_STOP_ERROR) {
+		fprintf(stderr, "vmm-run: the VM failed: %s\n", err);
+		return EXIT_VM_FAILED;
+	}
+	if (!m.control.has_status) {
+		fprintf(stderr, "vmm-run: the guest ended without reporting the command's "
+			"status (kernel panic or init failure?%s)\n",
+			m.opt.verbose || m.opt.serial_file ? "" : " --verbose shows the kernel log");
+		return EXIT_NO_STATUS;
+	}
+	return m.control.status;
+}
