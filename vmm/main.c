@@ -532,7 +532,10 @@ int main(int argc, char **argv)
 	}
 	warn_if_pvm();
 
-	if (vm_create(&m.vm, m.opt.mem, m.opt.hugepages, err, sizeof(err)))
+	ret = vm_create(&m.vm, m.opt.mem, m.opt.hugepages, err, sizeof(err));
+	if (ret == -ENOENT || ret == -EACCES)
+		die("%s (no usable KVM here: tests/testhost/run provides one)", err);
+	if (ret)
 		die("%s", err);
 	add_legacy_devices(&m);
 	build_cmdline(&m.opt, cmdline, sizeof(cmdline));
