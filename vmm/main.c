@@ -105,7 +105,8 @@ static void usage(FILE *out)
 "  %d  vmm-run could not start the VM: bad arguments, a missing or\n"
 "       unreadable file, no usable /dev/kvm, a kernel or image it rejects\n"
 "  %d  the guest ended without reporting a status: kernel panic, no\n"
-"       init, init failure, or a reset before the command finished\n"
+"       init, init failure, or a reset or power-off before the command\n"
+"       finished\n"
 "  %d  the VM failed while running (an exit the monitor cannot handle,\n"
 "       a KVM error); the reason is printed\n"
 "These are also valid command statuses; the message on stderr tells.\n",
@@ -565,8 +566,11 @@ int main(int argc, char **argv)
 		return EXIT_VM_FAILED;
 	}
 	if (!m.control.has_status) {
-		fprintf(stderr, "vmm-run: the guest ended without reporting the command's "
-			"status (kernel panic or init failure?%s)\n",
+		fprintf(stderr, "vmm-run: the guest %s without reporting the command's "
+			"status (%s%s)\n",
+			stop == VM_STOP_HALTED ? "powered off" : "ended",
+			stop == VM_STOP_HALTED ? "the command shut the VM down?" :
+			"kernel panic or init failure?",
 			m.opt.verbose || m.opt.serial_file ? "" : " --verbose shows the kernel log");
 		return EXIT_NO_STATUS;
 	}

@@ -2,12 +2,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vmm/layout.h"
@@ -384,22 +387,102 @@ enum vm_stop_reason vm_handle_exit(struct vm *vm, struct kvm_run *run,
 	}
 }
 
-enum vm_stop_reason vm_run(struct vm *vm, void (*on_first_run)(void *),
-			   void *opaque, char *err, size_t err_size)
+/*
+ * Without ACPI a guest cannot power off: Linux halts the CPU instead, with
+ * interrupts disabled, inside the kernel's irqchip emulation where no exit
+ * reaches us. So the vCPU is kicked out of KVM_RUN every so often, and a
+ * vCPU found halted with interrupts off (nothing but an NMI, which nobody
+ * sends, could wake it) counts as powered off. An idle guest halts with
+ * interrupts on. A kick costs one exit.
+ */
+#define HALT_CHECK_INTERVAL_MS 200
+#define KICK_SIGNAL SIGUSR1
+#define X86_EFLAGS_IF (1u << 9)
+
+static void ignore_kick(int sig)
 {
-	if (on_first_run)
-		on_first_run(opaque);
+	(void)sig;
+}
+
+static bool halted_for_good(struct vm *vm)
+{
+	struct kvm_mp_state mp_state;
+	struct kvm_regs regs;
+
+	if (ioctl(vm->vcpu_fd, KVM_GET_MP_STATE, &mp_state) < 0 ||
+	    mp_state.mp_state != KVM_MP_STATE_HALTED)
+		return false;
+	if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &regs) < 0)
+		return false;
+	return !(regs.rflags & X86_EFLAGS_IF);
+}
+
+/*
+ * Blocks KICK_SIGNAL in this thread except inside KVM_RUN (so a kick can
+ * never be lost between two KVM_RUN calls: it stays pending and makes the
+ * next one return at once) and arms a timer that sends it to this thread.
+ */
+static int start_halt_checks(struct vm *vm, timer_t *timer, char *err,
+			     size_t err_size)
+{
+	struct sigaction action = { .sa_handler = ignore_kick };
+	struct {
+		struct kvm_signal_mask header;
+		uint8_t mask[8];        /* the kernel's sigset_t */
+	} run_mask = { .header.len = 8 };
+	struct sigevent event = {
+		.sigev_notify = SIGEV_THREAD_ID,
+		.sigev_signo = KICK_SIGNAL,
+		._sigev_un._tid = gettid(),
+	};
+	struct itimerspec interval = {
+		.it_interval.tv_nsec = HALT_CHECK_INTERVAL_MS * 1000000L,
+		.it_value.tv_nsec = HALT_CHECK_INTERVAL_MS * 1000000L,
+	};
+	sigset_t blocked, during_run;
+
+	if (sigaction(KICK_SIGNAL, &action, NULL) < 0)
+		return fail(err, err_size, errno, "sigaction");
+	sigemptyset(&blocked);
+	sigaddset(&blocked, KICK_SIGNAL);
+	if (pthread_sigmask(SIG_BLOCK, &blocked, &during_run))
+		return fail(err, err_size, 0, "pthread_sigmask");
+	sigdelset(&during_run, KICK_SIGNAL);
+	memcpy(run_mask.mask, &during_run, sizeof(run_mask.mask));
+	if (ioctl(vm->vcpu_fd, KVM_SET_SIGNAL_MASK, &run_mask) < 0)
+		return fail(err, err_size, errno, "KVM_SET_SIGNAL_MASK");
+	if (timer_create(CLOCK_MONOTONIC, &event, timer) < 0)
+		return fail(err, err_size, errno, "timer_create");
+	if (timer_settime(*timer, 0, &interval, NULL) < 0) {
+		timer_delete(*timer);
+		return fail(err, err_size, errno, "timer_settime");
+	}
+	return 0;
+}
+
+static enum vm_stop_reason run_loop(struct vm *vm, char *err, size_t err_size)
+{
+	const struct timespec no_wait = { 0 };
+	sigset_t kick;
+
+	sigemptyset(&kick);
+	sigaddset(&kick, KICK_SIGNAL);
 	for (;;) {
 		enum vm_stop_reason stop;
 
 		if (ioctl(vm->vcpu_fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR || errno == EAGAIN) {
-				if (vm->stop)
-					return vm->stop;
-				continue;
+			if (errno != EINTR && errno != EAGAIN) {
+				fail(err, err_size, errno, "KVM_RUN");
+				return VM_STOP_ERROR;
 			}
-			fail(err, err_size, errno, "KVM_RUN");
-			return VM_STOP_ERROR;
+			/* The kick stays pending (blocked out here) until taken:
+			 * left alone it would end every KVM_RUN at once. */
+			sigtimedwait(&kick, NULL, &no_wait);
+			if (vm->stop)
+				return vm->stop;
+			if (halted_for_good(vm))
+				return VM_STOP_HALTED;
+			continue;
 		}
 		stop = vm_handle_exit(vm, vm->run, err, err_size);
 		if (stop == VM_STOP_ERROR) {
@@ -413,4 +496,19 @@ enum vm_stop_reason vm_run(struct vm *vm, void (*on_first_run)(void *),
 		if (stop != VM_RUNNING)
 			return stop;
 	}
+}
+
+enum vm_stop_reason vm_run(struct vm *vm, void (*on_first_run)(void *),
+			   void *opaque, char *err, size_t err_size)
+{
+	enum vm_stop_reason stop;
+	timer_t timer;
+
+	if (start_halt_checks(vm, &timer, err, err_size))
+		return VM_STOP_ERROR;
+	if (on_first_run)
+		on_first_run(opaque);
+	stop = run_loop(vm, err, err_size);
+	timer_delete(timer);
+	return stop;
 }

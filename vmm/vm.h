@@ -21,6 +21,7 @@ enum vm_stop_reason {
 	VM_RUNNING = 0,
 	VM_STOP_RESET,          /* i8042 reset, triple fault, KVM reset event */
 	VM_STOP_SHUTDOWN,       /* KVM shutdown event */
+	VM_STOP_HALTED,         /* halted with interrupts off: a power-off */
 	VM_STOP_ERROR,          /* an exit the monitor cannot handle */
 };
 
@@ -82,9 +83,11 @@ enum vm_stop_reason vm_handle_exit(struct vm *vm, struct kvm_run *run,
 				   char *err, size_t err_size);
 
 /*
- * Runs the vCPU until the VM stops. @on_first_run, if set, is called just
- * before the first KVM_RUN. Returns the stop reason; for VM_STOP_ERROR the
- * reason, exit and guest rip are in @err.
+ * Runs the vCPU on the calling thread until the VM stops. @on_first_run,
+ * if set, is called just before the first KVM_RUN. A timer sends SIGUSR1
+ * to this thread to notice a guest that halted for good (VM_STOP_HALTED).
+ * Returns the stop reason; for
+ * VM_STOP_ERROR the reason, exit and guest rip are in @err.
  */
 enum vm_stop_reason vm_run(struct vm *vm, void (*on_first_run)(void *),
 			   void *opaque, char *err, size_t err_size);
