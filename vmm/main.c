@@ -401,6 +401,7 @@ static void announce_device(char *cmdline, size_t size, uint64_t base, unsigned 
 static void add_disks(struct machine *m, char *cmdline, size_t cmdline_size)
 {
 	static const unsigned int irqs[] = VIRTIO_MMIO_IRQS;
+	const unsigned int nr_irqs = sizeof(irqs) / sizeof(irqs[0]);
 	char err[256];
 
 	if (io_loop_init(&m->loop, 256, err, sizeof(err)))
@@ -428,10 +429,10 @@ static void add_disks(struct machine *m, char *cmdline, size_t cmdline_size)
 			  "a virtio-blk device");
 		if (vm_add_ioeventfd(&m->vm, base + VIRTIO_MMIO_QUEUE_NOTIFY_OFFSET, 4, 0,
 				     transport->queues[0].notify_fd) ||
-		    vm_add_irqfd(&m->vm, irqs[i], irq_fd))
+		    vm_add_irqfd(&m->vm, irqs[i % nr_irqs], irq_fd))
 			die("cannot wire %s to KVM (ioeventfd/irqfd): %s", arg->path,
 			    strerror(errno));
-		announce_device(cmdline, cmdline_size, base, irqs[i]);
+		announce_device(cmdline, cmdline_size, base, irqs[i % nr_irqs]);
 	}
 }
 
