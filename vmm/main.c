@@ -296,7 +296,6 @@ struct machine {
 	struct serial_8250 command_uart;    /* ttyS1: the command's output */
 	struct i8042 kbc;
 	struct io_loop loop;
-	bool loop_started;
 	struct blk_disk disks[MAX_DISKS];
 	struct blk_backend *backends[MAX_DISKS];
 	struct virtio_blk *blks[MAX_DISKS];
@@ -451,14 +450,13 @@ static void build_cmdline(const struct options *opt, char *cmdline, size_t size)
 		die("kernel command line too long");
 }
 
-static void load_kernel(struct machine *m, const char *cmdline)
+static void load_kernel(struct machine *m, void *image, size_t size,
+			const char *cmdline)
 {
 	struct boot_entry entry;
 	struct kvm_sregs sregs;
 	struct kvm_regs regs;
 	char err[256];
-	size_t size;
-	void *image = read_kernel(m->opt.kernel, &size);
 	int ret;
 
 	if (boot_load_kernel(&m->vm.mem, image, size, cmdline, &entry, err, sizeof(err)))
@@ -512,15 +510,16 @@ int main(int argc, char **argv)
 	char cmdline[GUEST_CMDLINE_SIZE];
 	char err[512];
 	enum vm_stop_reason stop;
+	size_t kernel_size;
 	uint64_t exit_ns;
+	void *kernel;
 	int ret;
 
 	start_ns = now_ns();
 	/* The command's output streams line by line, even into a pipe. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	parse_options(argc, argv, &m.opt);
-	if (access(m.opt.kernel, R_OK) != 0)
-		die("--kernel %s: %s", m.opt.kernel, strerror(errno));
+	kernel = read_kernel(m.opt.kernel, &kernel_size);
 	check_erofs(m.opt.rootfs);
 	for (unsigned int i = 1; i < m.opt.nr_disks; i++)
 		if (access(m.opt.disks[i].path, m.opt.disks[i].read_only ? R_OK : R_OK | W_OK))
@@ -549,7 +548,7 @@ int main(int argc, char **argv)
 	ret = guest_args_encode(cmdline, sizeof(cmdline), m.opt.command, m.opt.command_argc);
 	if (ret < 0)
 		die("the command does not fit on the kernel command line: %s", strerror(-ret));
-	load_kernel(&m, cmdline);
+	load_kernel(&m, kernel, kernel_size, cmdline);
 
 	if (io_loop_start(&m.loop))
 		die("cannot start the I/O thread");
