@@ -10,6 +10,7 @@
 /* The only SQE opcodes the ring accepts once enabled. */
 static const uint8_t allowed_opcodes[] = {
 	IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_FSYNC, IORING_OP_POLL_ADD,
+	IORING_OP_FALLOCATE,
 };
 
 static int restrict_and_enable(struct io_loop *loop, char *err, size_t err_size)

@@ -12,7 +12,7 @@
  *    throttles (keeps its request, retries after a completion) instead of
  *    failing it;
  *  - is created disabled, restricted to the opcodes erovm uses (READV,
- *    WRITEV, FSYNC, POLL_ADD; no SQE flags, no further io_uring_register
+ *    WRITEV, FSYNC, FALLOCATE, POLL_ADD; no SQE flags, no further io_uring_register
  *    calls) and only then enabled, so a compromised device model cannot
  *    use the ring for anything else.
  *

@@ -19,23 +19,28 @@ static uint8_t *buf_host(const struct guest_mem *mem, const struct virtq_buf *b)
 	return guest_mem_ptr(mem, b->gpa, b->len);
 }
 
-/* Copies the first @len bytes of the readable buffers (at most 16). */
-static bool read_header(const struct virtq_chain *chain,
-			const struct guest_mem *mem, uint8_t *out, uint32_t len)
+/* Copies readable bytes [skip, skip + len) of the chain to @out. */
+static bool read_readable(const struct virtq_chain *chain,
+			  const struct guest_mem *mem, uint64_t skip,
+			  uint8_t *out, uint32_t len)
 {
 	for (unsigned int i = 0; i < chain->nr_readable && len; i++) {
 		const struct virtq_buf *b = &chain->bufs[i];
-		uint32_t take = b->len < len ? b->len : len;
+		uint32_t take;
 		const uint8_t *src;
 
-		if (!take)
+		if (skip >= b->len) {
+			skip -= b->len;
 			continue;
+		}
+		take = b->len - skip < len ? b->len - skip : len;
 		src = buf_host(mem, b);
 		if (!src)
 			return false;
-		memcpy(out, src, take);
+		memcpy(out, src + skip, take);
 		out += take;
 		len -= take;
+		skip = 0;
 	}
 	return len == 0;
 }
@@ -105,6 +110,40 @@ static bool sectors_in_range(const struct virtio_blk_parsed *req,
 	return req->sector <= capacity && n <= capacity - req->sector;
 }
 
+/* DISCARD or WRITE_ZEROES: the readable bytes after the header are segments. */
+static uint8_t parse_range(const struct virtq_chain *chain,
+			   const struct guest_mem *mem,
+			   const struct virtio_blk_limits *lim, uint64_t out_len,
+			   uint64_t in_len, struct virtio_blk_parsed *req)
+{
+	uint8_t seg[VIRTIO_BLK_RANGE_SEG_SIZE];
+	uint64_t sector;
+	uint32_t nr_sectors, flags;
+
+	/* Not offered on read-only disks. */
+	if (lim->read_only)
+		return VIRTIO_BLK_S_UNSUPP;
+	if (in_len ||
+	    out_len != VIRTIO_BLK_RANGE_SEG_MAX * VIRTIO_BLK_RANGE_SEG_SIZE ||
+	    !read_readable(chain, mem, VIRTIO_BLK_HEADER_SIZE, seg, sizeof(seg)))
+		return VIRTIO_BLK_S_IOERR;
+	memcpy(&sector, seg, sizeof(sector));
+	memcpy(&nr_sectors, seg + 8, sizeof(nr_sectors));
+	memcpy(&flags, seg + 12, sizeof(flags));
+	sector = le64toh(sector);
+	nr_sectors = le32toh(nr_sectors);
+	flags = le32toh(flags);
+	if (flags & ~VIRTIO_BLK_RANGE_F_UNMAP ||
+	    (req->type == VIRTIO_BLK_T_DISCARD && flags))
+		return VIRTIO_BLK_S_UNSUPP;
+	if (nr_sectors > lim->range_sectors_max || sector > lim->capacity ||
+	    nr_sectors > lim->capacity - sector)
+		return VIRTIO_BLK_S_IOERR;
+	req->sector = sector;
+	req->nr_sectors = nr_sectors;
+	return VIRTIO_BLK_S_OK;
+}
+
 uint8_t virtio_blk_parse(const struct virtq_chain *chain,
 			 const struct guest_mem *mem,
 			 const struct virtio_blk_limits *lim,
@@ -120,6 +159,7 @@ uint8_t virtio_blk_parse(const struct virtq_chain *chain,
 	req->status_gpa = 0;
 	req->type = 0;
 	req->sector = 0;
+	req->nr_sectors = 0;
 	req->data_len = 0;
 	req->nr_segs = 0;
 
@@ -127,7 +167,7 @@ uint8_t virtio_blk_parse(const struct virtq_chain *chain,
 	if (!req->has_status)
 		return VIRTIO_BLK_S_IOERR;
 	if (chain->readable_len < VIRTIO_BLK_HEADER_SIZE ||
-	    !read_header(chain, mem, header, sizeof(header)))
+	    !read_readable(chain, mem, 0, header, sizeof(header)))
 		return VIRTIO_BLK_S_IOERR;
 	memcpy(&type32, header, sizeof(type32));
 	memcpy(&sector64, header + 8, sizeof(sector64));
@@ -163,6 +203,9 @@ uint8_t virtio_blk_parse(const struct virtq_chain *chain,
 			      mem, lim, req))
 			return VIRTIO_BLK_S_IOERR;
 		return VIRTIO_BLK_S_OK;
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		return parse_range(chain, mem, lim, out_len, in_len, req);
 	default:
 		return VIRTIO_BLK_S_UNSUPP;
 	}
@@ -203,7 +246,7 @@ struct virtio_blk {
 	struct blk_req *done_head;
 	struct blk_req **done_tail;
 	struct virtq_chain chain;   /* scratch for virtq_pop */
-	struct blk_req reqs[VIRTIO_BLK_QUEUE_SIZE];
+	struct blk_req reqs[];      /* queue_size of them: one per chain */
 };
 
 static void free_req(struct virtio_blk *blk, struct blk_req *req)
@@ -227,8 +270,9 @@ static void io_done(struct blk_request *io, int64_t res)
 {
 	struct blk_req *req = (struct blk_req *)io;
 	struct virtio_blk *blk = req->blk;
+	bool transfers = io->op == BLK_OP_READ || io->op == BLK_OP_WRITE;
 	bool ok = res >= 0 &&
-		  (io->op == BLK_OP_FLUSH || (uint64_t)res == req->parsed.data_len);
+		  (!transfers || (uint64_t)res == req->parsed.data_len);
 
 	if (!ok)
 		finish_req(blk, req, VIRTIO_BLK_S_IOERR, 0);
@@ -247,6 +291,22 @@ static void write_serial(const struct virtio_blk *blk,
 	for (unsigned int i = 0; i < p->nr_segs; i++) {
 		memcpy(p->segs[i].iov_base, src, p->segs[i].iov_len);
 		src += p->segs[i].iov_len;
+	}
+}
+
+static enum blk_op blk_op_of(uint32_t type)
+{
+	switch (type) {
+	case VIRTIO_BLK_T_IN:
+		return BLK_OP_READ;
+	case VIRTIO_BLK_T_OUT:
+		return BLK_OP_WRITE;
+	case VIRTIO_BLK_T_DISCARD:
+		return BLK_OP_DISCARD;
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		return BLK_OP_WRITE_ZEROES;
+	default:
+		return BLK_OP_FLUSH;
 	}
 }
 
@@ -269,12 +329,15 @@ static void start_req(struct virtio_blk *blk, struct blk_req *req)
 		return;
 	}
 	req->io = (struct blk_request){
-		.op = p->type == VIRTIO_BLK_T_IN ? BLK_OP_READ :
-		      p->type == VIRTIO_BLK_T_OUT ? BLK_OP_WRITE : BLK_OP_FLUSH,
-		/* sector <= capacity < 2^55 (parse checked): cannot wrap. */
+		.op = blk_op_of(p->type),
+		/*
+		 * sector + nr_sectors <= capacity < 2^55 (parse checked):
+		 * neither product can wrap.
+		 */
 		.offset = p->sector * BLK_SECTOR_SIZE,
 		.iov = p->segs,
 		.iovcnt = p->nr_segs,
+		.len = (uint64_t)p->nr_sectors * BLK_SECTOR_SIZE,
 		.complete = io_done,
 	};
 	if (blk_backend_submit(blk->backend, &req->io) == -EAGAIN)
@@ -437,12 +500,25 @@ static void fill_config(struct virtio_blk *blk)
 	put_le32(blk->config + VIRTIO_BLK_CFG_SIZE_MAX, blk->limits.size_max);
 	put_le32(blk->config + VIRTIO_BLK_CFG_SEG_MAX, blk->limits.seg_max);
 	put_le32(blk->config + VIRTIO_BLK_CFG_BLK_SIZE, BLK_SECTOR_SIZE);
+	if (blk->limits.read_only)
+		return;
+	put_le32(blk->config + VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS,
+		 blk->limits.range_sectors_max);
+	put_le32(blk->config + VIRTIO_BLK_CFG_MAX_DISCARD_SEG,
+		 VIRTIO_BLK_RANGE_SEG_MAX);
+	put_le32(blk->config + VIRTIO_BLK_CFG_DISCARD_SECTOR_ALIGNMENT, 1);
+	put_le32(blk->config + VIRTIO_BLK_CFG_MAX_WRITE_ZEROES_SECTORS,
+		 blk->limits.range_sectors_max);
+	put_le32(blk->config + VIRTIO_BLK_CFG_MAX_WRITE_ZEROES_SEG,
+		 VIRTIO_BLK_RANGE_SEG_MAX);
+	/* ZERO_RANGE may deallocate, and the PUNCH_HOLE fallback does. */
+	blk->config[VIRTIO_BLK_CFG_WRITE_ZEROES_MAY_UNMAP] = 1;
 }
 
 int virtio_blk_create(struct virtio_blk **out, struct io_loop *loop,
-		      struct blk_backend *backend, const char *serial,
-		      const struct guest_mem *mem, int irq_fd, char *err,
-		      size_t err_size)
+		      struct blk_backend *backend, unsigned int queue_size,
+		      const char *serial, const struct guest_mem *mem,
+		      int irq_fd, char *err, size_t err_size)
 {
 	const struct blk_disk *disk;
 	size_t serial_len = serial ? strlen(serial) : 0;
@@ -455,8 +531,15 @@ int virtio_blk_create(struct virtio_blk **out, struct io_loop *loop,
 			 serial, VIRTIO_BLK_ID_BYTES);
 		return -EINVAL;
 	}
+	if (queue_size == 0 || queue_size > VIRTIO_BLK_QUEUE_SIZE_MAX ||
+	    (queue_size & (queue_size - 1))) {
+		snprintf(err, err_size,
+			 "virtio-blk: queue size %u is not a power of two in 1..%d",
+			 queue_size, VIRTIO_BLK_QUEUE_SIZE_MAX);
+		return -EINVAL;
+	}
 	disk = backend->disk;
-	blk = calloc(1, sizeof(*blk));
+	blk = calloc(1, sizeof(*blk) + queue_size * sizeof(blk->reqs[0]));
 	if (!blk) {
 		snprintf(err, err_size, "virtio-blk: out of memory");
 		return -ENOMEM;
@@ -470,11 +553,13 @@ int virtio_blk_create(struct virtio_blk **out, struct io_loop *loop,
 		.read_only = disk->read_only,
 		.seg_max = VIRTIO_BLK_SEG_MAX,
 		.size_max = VIRTIO_BLK_SIZE_MAX,
+		.range_sectors_max = disk->read_only ? 0 :
+				     VIRTIO_BLK_RANGE_SECTORS_MAX,
 	};
 	fill_config(blk);
 	blk->run_work.run = run_deferred;
 	blk->done_tail = &blk->done_head;
-	for (unsigned int i = 0; i < VIRTIO_BLK_QUEUE_SIZE; i++) {
+	for (unsigned int i = 0; i < queue_size; i++) {
 		blk->reqs[i].blk = blk;
 		free_req(blk, &blk->reqs[i]);
 	}
@@ -485,9 +570,11 @@ int virtio_blk_create(struct virtio_blk **out, struct io_loop *loop,
 				   1ull << VIRTIO_BLK_F_SEG_MAX |
 				   1ull << VIRTIO_BLK_F_BLK_SIZE |
 				   1ull << VIRTIO_BLK_F_FLUSH |
-				   (disk->read_only ? 1ull << VIRTIO_BLK_F_RO : 0),
+				   (disk->read_only ? 1ull << VIRTIO_BLK_F_RO :
+				    1ull << VIRTIO_BLK_F_DISCARD |
+				    1ull << VIRTIO_BLK_F_WRITE_ZEROES),
 		.nr_queues = 1,
-		.queue_size_max = VIRTIO_BLK_QUEUE_SIZE,
+		.queue_size_max = queue_size,
 		.config_size = VIRTIO_BLK_CONFIG_SIZE,
 		.ops = &blk_ops,
 		.dev = blk,

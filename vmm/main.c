@@ -28,6 +28,7 @@
 #include "vmm/guest_control.h"
 #include "vmm/layout.h"
 #include "vmm/mptable.h"
+#include "vmm/range.h"
 #include "vmm/vm.h"
 #include "vmm/x86_entry.h"
 
@@ -42,9 +43,11 @@
 #define KERNEL_MAX_SIZE (512u << 20)
 
 struct disk_arg {
-	const char *path;
+	const char *path;           /* a file, or the list after "extents=" */
+	bool extents;
 	bool read_only;
 	const char *serial;
+	unsigned int queue_size;
 };
 
 struct options {
@@ -84,10 +87,16 @@ static void usage(FILE *out)
 "\n"
 "  --kernel FILE         guest kernel\n"
 "  --rootfs FILE         EROFS root image (/dev/vda, read-only)\n"
-"  --disk FILE[,ro][,serial=ID]\n"
-"                        another virtio-blk disk (/dev/vdb, /dev/vdc, ...);\n"
+"  --disk FILE[,ro][,serial=ID][,queue=N]\n"
+"  --disk extents=FILE[@OFFSET[+LENGTH]]:FILE...[,ro][,serial=ID][,queue=N]\n"
+"                        another virtio-blk disk (/dev/vdb, /dev/vdc, ...):\n"
+"                        a file, or the concatenation of byte ranges of\n"
+"                        files (a flat disk; without +LENGTH to the end of\n"
+"                        the file; a read-only disk is zero-padded to whole\n"
+"                        sectors, a writable one must be whole sectors);\n"
 "                        ro makes it read-only; ID (up to 20 bytes) is what\n"
-"                        the guest sees in /sys/block/vdX/serial\n"
+"                        the guest sees in /sys/block/vdX/serial; N is the\n"
+"                        queue size (power of two, at most 256)\n"
 "  --mem SIZE            guest memory, in MiB or with a K/M/G suffix\n"
 "                        (default 256M, multiple of 2 MiB)\n"
 "  --hugepages           back guest memory with 2 MiB huge pages\n"
@@ -147,22 +156,111 @@ static uint64_t parse_size(const char *text)
 	return value << shift;
 }
 
+static unsigned long long parse_number(const char *text, const char *what,
+				       const char *spec)
+{
+	unsigned long long value;
+	char *end;
+
+	errno = 0;
+	value = strtoull(text, &end, 0);
+	if (errno || end == text || *end || *text == '-')
+		die("--disk %s: %s '%s' is not a number", spec, what, text);
+	return value;
+}
+
+/* --disk FILE | extents=FILE[@OFF[+LEN]]:FILE...  [,ro][,serial=ID][,queue=N] */
 static struct disk_arg parse_disk(char *spec)
 {
-	struct disk_arg disk = { .path = strtok(spec, ",") };
+	struct disk_arg disk = { .queue_size = VIRTIO_BLK_QUEUE_SIZE_MAX };
 	char *option;
 
+	disk.path = strtok(spec, ",");
 	if (!disk.path || !*disk.path)
-		die("--disk needs a file name");
+		die("--disk needs a file name or extents=LIST");
+	if (!strncmp(disk.path, "extents=", 8)) {
+		disk.extents = true;
+		disk.path += 8;
+		if (!*disk.path)
+			die("--disk extents=: the list of extents is empty");
+	}
 	while ((option = strtok(NULL, ","))) {
 		if (!strcmp(option, "ro"))
 			disk.read_only = true;
 		else if (!strncmp(option, "serial=", 7))
 			disk.serial = option + 7;
+		else if (!strncmp(option, "queue=", 6))
+			disk.queue_size = parse_number(option + 6, "queue size", disk.path);
 		else
-			die("--disk %s: unknown option '%s' (ro, serial=ID)", disk.path, option);
+			die("--disk %s: unknown option '%s' (ro, serial=ID, queue=N)",
+			    disk.path, option);
 	}
 	return disk;
+}
+
+/* Adds "FILE[@OFF[+LEN]]" (LEN 0 or absent: to the end of FILE) to @disk. */
+static void add_extent(struct blk_disk *disk, char *piece, const char *spec)
+{
+	unsigned long long offset = 0, length = 0;
+	char *at = strchr(piece, '@'), *plus;
+	char err[512];
+
+	if (at) {
+		*at++ = '\0';
+		plus = strchr(at, '+');
+		if (plus) {
+			*plus++ = '\0';
+			length = parse_number(plus, "length", spec);
+			if (!length)
+				die("--disk extents=%s: extent %s has length 0", spec, piece);
+		}
+		offset = parse_number(at, "offset", spec);
+	}
+	if (!*piece)
+		die("--disk extents=%s: an extent without a file name", spec);
+	if (blk_disk_add_extent(disk, piece, offset, length, false, err, sizeof(err)))
+		die("--disk extents=%s: %s", spec, err);
+}
+
+/* Two extents of one file that share bytes would alias each other. */
+static void refuse_overlaps(const struct blk_disk *disk, const char *spec)
+{
+	for (unsigned int i = 0; i < disk->nr_extents; i++) {
+		const struct blk_extent *a = &disk->extents[i];
+
+		for (unsigned int j = i + 1; j < disk->nr_extents; j++) {
+			const struct blk_extent *b = &disk->extents[j];
+
+			if (a->dev == b->dev && a->ino == b->ino &&
+			    ranges_overlap(a->file_offset, a->len, b->file_offset, b->len))
+				die("--disk extents=%s: extents %u and %u overlap in the same file",
+				    spec, i + 1, j + 1);
+		}
+	}
+}
+
+/* Opens a disk's files; every problem is an error naming the file. */
+static void open_disk(struct blk_disk *disk, const struct disk_arg *arg, bool root)
+{
+	const char *option = root ? "--rootfs" : "--disk";
+	char err[512];
+
+	blk_disk_init(disk, arg->read_only);
+	if (arg->extents) {
+		char *list = strdup(arg->path), *piece, *next = list;
+
+		if (!list)
+			die("out of memory");
+		/* strsep, not strtok: "a::b" must be an error, not "a:b". */
+		while ((piece = strsep(&next, ":")))
+			add_extent(disk, piece, arg->path);
+		free(list);
+		refuse_overlaps(disk, arg->path);
+	} else if (blk_disk_add_extent(disk, arg->path, 0, 0, false, err, sizeof(err))) {
+		die("%s %s: %s", option, arg->path, err);
+	}
+	if (blk_disk_finish(disk, err, sizeof(err)))
+		die("%s %s%s: %s", option, arg->extents ? "extents=" : "", arg->path, err);
 }
 
 static void parse_options(int argc, char **argv, struct options *opt)
@@ -213,6 +311,7 @@ static void parse_options(int argc, char **argv, struct options *opt)
 	opt->command_argc = argc - optind;
 	opt->disks[0] = (struct disk_arg){
 		.path = opt->rootfs, .read_only = true, .serial = "rootfs",
+		.queue_size = VIRTIO_BLK_QUEUE_SIZE_MAX,
 	};
 }
 
@@ -411,14 +510,13 @@ static void add_disks(struct machine *m, char *cmdline, size_t cmdline_size)
 		struct virtio_mmio *transport;
 		int irq_fd;
 
-		if (blk_disk_open(&m->disks[i], arg->path, arg->read_only, err, sizeof(err)))
-			die("%s %s: %s", i ? "--disk" : "--rootfs", arg->path, err);
 		if (blk_uring_create(&m->backends[i], &m->disks[i], &m->loop))
 			die("cannot set up io_uring for %s", arg->path);
 		irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (irq_fd < 0)
 			die("eventfd: %s", strerror(errno));
-		if (virtio_blk_create(&m->blks[i], &m->loop, m->backends[i], arg->serial,
+		if (virtio_blk_create(&m->blks[i], &m->loop, m->backends[i],
+				      arg->queue_size, arg->serial,
 				      &m->vm.mem, irq_fd, err, sizeof(err)))
 			die("%s %s: %s", i ? "--disk" : "--rootfs", arg->path, err);
 		m->nr_blks++;
@@ -521,9 +619,8 @@ int main(int argc, char **argv)
 	parse_options(argc, argv, &m.opt);
 	kernel = read_kernel(m.opt.kernel, &kernel_size);
 	check_erofs(m.opt.rootfs);
-	for (unsigned int i = 1; i < m.opt.nr_disks; i++)
-		if (access(m.opt.disks[i].path, m.opt.disks[i].read_only ? R_OK : R_OK | W_OK))
-			die("--disk %s: %s", m.opt.disks[i].path, strerror(errno));
+	for (unsigned int i = 0; i < m.opt.nr_disks; i++)
+		open_disk(&m.disks[i], &m.opt.disks[i], i == 0);
 	if (m.opt.serial_file) {
 		m.console = fopen(m.opt.serial_file, "we");
 		if (!m.console)

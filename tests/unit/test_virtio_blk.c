@@ -457,7 +457,7 @@ static void device_up_on(struct fixture *f, bool read_only, bool uring)
 		assert_int_equal(blk_sync_create(&f->be, &f->disk), 0);
 	f->irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	assert_true(f->irq_fd >= 0);
-	assert_int_equal(virtio_blk_create(&f->blk, &f->loop, f->be, "erovm-serial",
+	assert_int_equal(virtio_blk_create(&f->blk, &f->loop, f->be, QSIZE, "erovm-serial",
 					   &f->mem, f->irq_fd, err, sizeof(err)), 0);
 
 	driver_up(f);
@@ -537,8 +537,12 @@ static uint32_t kick_and_wait(struct fixture *f, uint16_t n)
 	uint64_t irqs;
 
 	mmio_write(f, 0x050, 0);
-	for (int i = 0; i < 1000 && get16(f, f->used_gpa + 2) != used_after; i++)
+	/* Bounded (about 5 s): io_uring may punt fallocate to a worker. */
+	for (int i = 0; i < 5000 && get16(f, f->used_gpa + 2) != used_after; i++) {
 		assert_int_equal(io_loop_run_once(&f->loop, false), 0);
+		if (get16(f, f->used_gpa + 2) != used_after)
+			usleep(1000);
+	}
 	assert_int_equal(get16(f, f->used_gpa + 2), used_after);
 	assert_int_equal(eventfd_read(f->irq_fd, &irqs), 0);
 	assert_true(mmio_read(f, 0x060, 4) & VIRTIO_MMIO_INT_VRING);
@@ -714,11 +718,206 @@ static void test_serial_too_long_refused(void **state)
 	char err[256] = "";
 	struct virtio_blk *blk = NULL;
 
-	assert_int_equal(virtio_blk_create(&blk, NULL, NULL,
+	assert_int_equal(virtio_blk_create(&blk, NULL, NULL, QSIZE,
 					   "123456789012345678901", &f->mem, 0,
 					   err, sizeof(err)), -EINVAL);
 	assert_null(blk);
 	assert_non_null(strstr(err, "serial"));
+}
+
+/* A DISCARD or WRITE_ZEROES chain: header, @nr_bytes of segment data, status. */
+static void build_range(struct fixture *f, uint32_t type, uint64_t sector,
+			uint32_t nr_sectors, uint32_t flags, uint32_t nr_bytes)
+{
+	uint64_t hdr = guest_alloc(f, 16, 8), seg;
+	uint64_t s = htole64(sector);
+	uint32_t n = htole32(nr_sectors), fl = htole32(flags);
+
+	memset(&f->chain, 0, sizeof(f->chain));
+	put_header(f, hdr, type, 0);
+	add_buf(&f->chain, hdr, 16, false);
+	seg = guest_alloc(f, nr_bytes > 16 ? nr_bytes : 16, 8);
+	memset(host(f, seg), 0, nr_bytes > 16 ? nr_bytes : 16);
+	memcpy(host(f, seg), &s, 8);
+	memcpy(host(f, seg + 8), &n, 4);
+	memcpy(host(f, seg + 12), &fl, 4);
+	add_buf(&f->chain, seg, nr_bytes, false);
+	add_buf(&f->chain, guest_alloc(f, 1, 1), 1, true);
+}
+
+static void test_parse_discard_write_zeroes(void **state)
+{
+	struct fixture *f = *state;
+
+	f->lim.range_sectors_max = 8;
+	build_range(f, VIRTIO_BLK_T_DISCARD, 5, 8, 0, 16);
+	assert_int_equal(parse(f), VIRTIO_BLK_S_OK);
+	assert_status_at_end(f);
+	assert_int_equal(f->req.type, VIRTIO_BLK_T_DISCARD);
+	assert_int_equal(f->req.sector, 5);
+	assert_int_equal(f->req.nr_sectors, 8);
+	build_range(f, VIRTIO_BLK_T_WRITE_ZEROES, DISK_SECTORS - 1, 1,
+		    VIRTIO_BLK_RANGE_F_UNMAP, 16);
+	assert_int_equal(parse(f), VIRTIO_BLK_S_OK);
+	assert_int_equal(f->req.sector, DISK_SECTORS - 1);
+	assert_int_equal(f->req.nr_sectors, 1);
+
+	/* Segment data not exactly one segment. */
+	build_range(f, VIRTIO_BLK_T_DISCARD, 0, 1, 0, 15);
+	assert_int_equal(parse(f), VIRTIO_BLK_S_IOERR);
+	build_range(f, VIRTIO_BLK_T_DISCARD, 0, 1, 0, 17);
+	assert_int_equal(parse(f), VIRTIO_BLK_S_IOERR);
+	build_range(f, VIRTIO_BLK_T_WRITE_ZEROES, 0, 1, 0, 32);
+	assert_int_equal(parse(f), VIRTIO_BLK_S_IOERR);
+	build_range(f, VIRTIO_BLK_T_WRITE_ZEROES, 0, 1, 0, 0);
+	assert_int_equal(parse(f), VIRTIO_BLK_S_IOERR);
+	/* Writable data. */
+	build_range(f, VIRTIO_BLK_T_DISCARD, 0, 1, 0, 16);
+	f->chain.bufs[1].device_writable = true;
+	f->chain.nr_readable = 1;
+	f->chain.readable_len = 16;
+	f->chain.writable_len = 17;
+	assert_int_equal(parse(f), VIRTIO_BLK_S_IOERR);
+
+	/* Beyond the disk, wrapping, too large. */
+	build_range(f, VIRTIO_BLK_T_DISCARD, DISK_SECTORS - 1, 2, 0, 16);
+	assert_int_equal(parse(f), VIRTIO_BLK_S_IOERR);
+	build_range(f, VIRTIO_BLK_T_WRITE_ZEROES, UINT64_MAX, 2, 0, 16);
+	assert_int_equal(parse(f), VIRTIO_BLK_S_IOERR);
+	build_range(f, VIRTIO_BLK_T_WRITE_ZEROES, 0, 9, 0, 16);
+	assert_int_equal(parse(f), VIRTIO_BLK_S_IOERR);
+
+	/* UNMAP on DISCARD and unknown flags are unsupported (5.2.6.2). */
+	build_range(f, VIRTIO_BLK_T_DISCARD, 0, 1, VIRTIO_BLK_RANGE_F_UNMAP, 16);
+	assert_int_equal(parse(f), VIRTIO_BLK_S_UNSUPP);
+	build_range(f, VIRTIO_BLK_T_WRITE_ZEROES, 0, 1, 2, 16);
+	assert_int_equal(parse(f), VIRTIO_BLK_S_UNSUPP);
+	/* And so are both on a read-only disk. */
+	f->lim.read_only = true;
+	build_range(f, VIRTIO_BLK_T_WRITE_ZEROES, 0, 1, 0, 16);
+	assert_int_equal(parse(f), VIRTIO_BLK_S_UNSUPP);
+	assert_status_at_end(f);
+}
+
+/* The segment may be split across buffers, even with the header. */
+static void test_parse_range_any_layout(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t buf = guest_alloc(f, 32, 8);
+	uint64_t s = htole64(7);
+	uint32_t n = htole32(3), fl = 0;
+
+	f->lim.range_sectors_max = 8;
+	put_header(f, buf, VIRTIO_BLK_T_WRITE_ZEROES, 0);
+	memcpy(host(f, buf + 16), &s, 8);
+	memcpy(host(f, buf + 24), &n, 4);
+	memcpy(host(f, buf + 28), &fl, 4);
+	add_buf(&f->chain, buf, 20, false);
+	add_buf(&f->chain, buf + 20, 12, false);
+	add_buf(&f->chain, guest_alloc(f, 1, 1), 1, true);
+	assert_int_equal(parse(f), VIRTIO_BLK_S_OK);
+	assert_int_equal(f->req.sector, 7);
+	assert_int_equal(f->req.nr_sectors, 3);
+}
+
+static uint32_t config32(struct fixture *f, uint32_t offset)
+{
+	return mmio_read(f, 0x100 + offset, 4);
+}
+
+static void test_device_discard_write_zeroes(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t file[3 * SECTOR];
+
+	device_up_on(f, false, true);
+	mmio_write(f, 0x014, 0);
+	assert_int_equal(mmio_read(f, 0x010, 4) &
+			 (1u << VIRTIO_BLK_F_DISCARD | 1u << VIRTIO_BLK_F_WRITE_ZEROES),
+			 1u << VIRTIO_BLK_F_DISCARD | 1u << VIRTIO_BLK_F_WRITE_ZEROES);
+	assert_int_equal(config32(f, VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS),
+			 VIRTIO_BLK_RANGE_SECTORS_MAX);
+	assert_int_equal(config32(f, VIRTIO_BLK_CFG_MAX_DISCARD_SEG), 1);
+	assert_int_equal(config32(f, VIRTIO_BLK_CFG_DISCARD_SECTOR_ALIGNMENT), 1);
+	assert_int_equal(config32(f, VIRTIO_BLK_CFG_MAX_WRITE_ZEROES_SECTORS),
+			 VIRTIO_BLK_RANGE_SECTORS_MAX);
+	assert_int_equal(config32(f, VIRTIO_BLK_CFG_MAX_WRITE_ZEROES_SEG), 1);
+	assert_int_equal(mmio_read(f, 0x100 + VIRTIO_BLK_CFG_WRITE_ZEROES_MAY_UNMAP, 1), 1);
+
+	build_range(f, VIRTIO_BLK_T_WRITE_ZEROES, 2, 2, 0, 16);
+	make_available(f);
+	assert_int_equal(kick_and_wait(f, 1), 1);
+	assert_int_equal(status_of(f), VIRTIO_BLK_S_OK);
+	build_range(f, VIRTIO_BLK_T_DISCARD, 5, 1, 0, 16);
+	make_available(f);
+	assert_int_equal(kick_and_wait(f, 1), 1);
+	assert_int_equal(status_of(f), VIRTIO_BLK_S_OK);
+	read_disk_file(f, SECTOR, file, sizeof(file));
+	for (size_t i = 0; i < sizeof(file); i++)
+		assert_int_equal(file[i], i < SECTOR ? (uint8_t)((i + SECTOR) * 13 + 7) : 0);
+	read_disk_file(f, 5 * SECTOR, file, SECTOR);
+	for (size_t i = 0; i < SECTOR; i++)
+		assert_int_equal(file[i], 0);
+}
+
+static void test_device_read_only_no_discard(void **state)
+{
+	struct fixture *f = *state;
+
+	device_up(f, true);
+	mmio_write(f, 0x014, 0);
+	assert_int_equal(mmio_read(f, 0x010, 4) &
+			 (1u << VIRTIO_BLK_F_DISCARD | 1u << VIRTIO_BLK_F_WRITE_ZEROES), 0);
+	assert_int_equal(config32(f, VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS), 0);
+	build_range(f, VIRTIO_BLK_T_DISCARD, 0, 1, 0, 16);
+	make_available(f);
+	assert_int_equal(kick_and_wait(f, 1), 1);
+	assert_int_equal(status_of(f), VIRTIO_BLK_S_UNSUPP);
+}
+
+/* A failed fdatasync: IOERR for that FLUSH and every later one. */
+static void test_device_flush_error_sticky(void **state)
+{
+	struct fixture *f = *state;
+	int pipe_fds[2], saved;
+
+	device_up_on(f, false, true);
+	saved = dup(f->disk.extents[0].fd);
+	assert_true(saved >= 0);
+	assert_int_equal(pipe(pipe_fds), 0);
+	assert_true(dup2(pipe_fds[1], f->disk.extents[0].fd) >= 0);
+	build(f, VIRTIO_BLK_T_FLUSH, 0, 0, false);
+	make_available(f);
+	assert_int_equal(kick_and_wait(f, 1), 1);
+	assert_int_equal(status_of(f), VIRTIO_BLK_S_IOERR);
+	assert_true(dup2(saved, f->disk.extents[0].fd) >= 0);
+	build(f, VIRTIO_BLK_T_FLUSH, 0, 0, false);
+	make_available(f);
+	assert_int_equal(kick_and_wait(f, 1), 1);
+	assert_int_equal(status_of(f), VIRTIO_BLK_S_IOERR);
+	close(saved);
+	close(pipe_fds[0]);
+	close(pipe_fds[1]);
+}
+
+static void test_queue_size_checked(void **state)
+{
+	struct fixture *f = *state;
+	static const unsigned int bad[] = { 0, 3, 100, 512 };
+	struct virtio_blk *blk = NULL;
+	char err[256] = "";
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(virtio_blk_create(&blk, NULL, NULL, bad[i], NULL,
+						   &f->mem, 0, err, sizeof(err)),
+				 -EINVAL);
+		assert_null(blk);
+		assert_non_null(strstr(err, "queue size"));
+	}
+	/* The largest queue the driver may set up is the one asked for. */
+	device_up(f, false);
+	mmio_write(f, 0x030, 0);
+	assert_int_equal(mmio_read(f, 0x034, 4), QSIZE);
 }
 
 int main(void)
@@ -740,6 +939,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_device_batch_and_read_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_device_reset_drops_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_serial_too_long_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_parse_discard_write_zeroes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_parse_range_any_layout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_device_discard_write_zeroes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_device_read_only_no_discard, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_device_flush_error_sticky, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_size_checked, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
