@@ -34,15 +34,19 @@ GUEST_INIT := $(BUILD)/guest-init
 GUEST_INIT_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard guest-init/*.c) vmm/guest_args.c)
 ROOTFS := $(BUILD)/rootfs.erofs
 
-PROGRAMS := $(VMM_RUN) $(GUEST_INIT) $(UNIT_TESTS) $(KVM_SMOKE)
+# Test fixtures: EROFS layers, a multi-blob flat image, an ext4 upper.
+EROFS_FLATTEN := $(BUILD)/tests/fixtures/erofs-flatten
+FIXTURES := $(BUILD)/fixtures
+
+PROGRAMS := $(VMM_RUN) $(GUEST_INIT) $(UNIT_TESTS) $(KVM_SMOKE) $(EROFS_FLATTEN)
 
 # Keep intermediate objects so rebuilds are incremental.
 .SECONDARY:
 
-.PHONY: all programs kernels guest-kernel testhost rootfs deps check demo paths clean
+.PHONY: all programs kernels guest-kernel testhost rootfs fixtures deps check demo paths clean
 .DEFAULT_GOAL := all
 
-all: programs kernels rootfs
+all: programs kernels rootfs fixtures
 
 programs: $(PROGRAMS)
 
@@ -76,6 +80,16 @@ $(GUEST_INIT): $(GUEST_INIT_OBJS)
 # already matches guest-init, busybox, mkfs.erofs and itself.
 rootfs: $(GUEST_INIT)
 	$(Q)guest-init/mkrootfs $(ROOTFS) $(GUEST_INIT)
+
+$(EROFS_FLATTEN): $(BUILD)/obj/tests/fixtures/erofs-flatten.o
+	@mkdir -p $(@D)
+	@echo "  LD $@"
+	$(Q)$(CC) -o $@ $^
+
+# Always run: tests/fixtures/build caches by content and does nothing when
+# its output already matches its inputs. Needs root (mknod, xattrs, loop).
+fixtures: $(EROFS_FLATTEN)
+	$(Q)tests/fixtures/build $(abspath $(FIXTURES)) $(abspath $(EROFS_FLATTEN))
 
 $(KVM_SMOKE): $(BUILD)/obj/tests/kvm/smoke.o
 	@mkdir -p $(@D)
@@ -111,6 +125,8 @@ paths:
 	@echo "guest_init=$(abspath $(GUEST_INIT))"
 	@echo "rootfs=$(abspath $(ROOTFS))"
 	@echo "kvm_smoke=$(abspath $(KVM_SMOKE))"
+	@echo "erofs_flatten=$(abspath $(EROFS_FLATTEN))"
+	@echo "fixtures=$(abspath $(FIXTURES))"
 	@echo "unit_tests=$(abspath $(UNIT_TESTS))"
 
 clean:
