@@ -31,7 +31,7 @@ VMM_RUN := $(BUILD)/vmm-run
 
 # guest-init: PID 1 of the guest. Static: the root image has no libraries.
 GUEST_INIT := $(BUILD)/guest-init
-GUEST_INIT_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard guest-init/*.c) vmm/guest_args.c)
+GUEST_INIT_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard guest-init/*.c) vmm/guest_args.c vmm/mount_plan.c)
 ROOTFS := $(BUILD)/rootfs.erofs
 
 # Test fixtures: EROFS layers, a multi-blob flat image, an ext4 upper.

@@ -30,4 +30,18 @@ void mount_dev(void);
  */
 void mount_filesystems(void);
 
+/*
+ * Runs the mount plan from the disk with serial GUEST_PLAN_SERIAL, if
+ * there is one (vmm/mount_plan.h); any failure is fatal. Returns the
+ * target of the plan's root mount, or NULL if it names none.
+ */
+const char *run_mount_plan(void);
+
+/*
+ * In the command's process: makes @root its / in a mount namespace of its
+ * own, with /proc, /sys, /dev and a /tmp inside. Returns 0, or -1 with
+ * errno set.
+ */
+int enter_root(const char *root);
+
 #endif

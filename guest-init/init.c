@@ -84,7 +84,7 @@ static int open_command_output(void)
 }
 
 /* In the child: becomes the command. Never returns. */
-static noreturn void exec_command(char *argv[], int output_fd)
+static noreturn void exec_command(char *argv[], int output_fd, const char *root)
 {
 	sigset_t none;
 	int null_fd, err;
@@ -123,6 +123,11 @@ static noreturn void exec_command(char *argv[], int output_fd)
 		_exit(126);
 	}
 
+	if (root && enter_root(root) < 0) {
+		dprintf(STDERR_FILENO, "guest-init: cannot enter the root %s: %s\n",
+			root, strerror(errno));
+		_exit(126);
+	}
 	execvp(argv[0], argv);
 	err = errno;
 	dprintf(STDERR_FILENO, "guest-init: %s: %s\n", argv[0], strerror(err));
@@ -197,6 +202,7 @@ int main(int argc, char *argv[])
 {
 	int output_fd, status;
 	char **command_argv;
+	const char *root;
 	pid_t command;
 
 	if (ioperm(GUEST_PORT_BASE, GUEST_PORT_LEN, 1) < 0)
@@ -207,13 +213,14 @@ int main(int argc, char *argv[])
 	open_console();
 	command_argv = decode_command(argc, argv);
 	mount_filesystems();
+	root = run_mount_plan();
 	output_fd = open_command_output();
 
 	command = fork();
 	if (command < 0)
 		fail("fork: %s", strerror(errno));
 	if (command == 0)
-		exec_command(command_argv, output_fd);
+		exec_command(command_argv, output_fd, root);
 
 	status = wait_for_command(command);
 	outb(GUEST_MARKER_COMMAND_FINISHED, GUEST_PORT_MARKER);

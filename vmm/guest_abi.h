@@ -55,8 +55,9 @@
  * and %00 (a C string holds no NUL) are all errors.
  *
  * Failures inside the guest. When guest-init cannot run the command at
- * all (no port access, a bad or missing command, no ttyS1, or a failed
- * mount of /dev, /proc, /sys, or a tmpfs: /run, /tmp, /dev/shm, /etc),
+ * all (no port access, a bad or missing command, no ttyS1, a failed
+ * mount of /dev, /proc, /sys, or a tmpfs: /run, /tmp, /dev/shm, /etc, or
+ * a mount plan that does not parse or whose execution fails),
  * it reports why on /dev/console and reboots without writing a status,
  * so the monitor reports a guest failure rather than a made-up status. Once the command ran, its status is always
  * written: its exit code, 128 + the signal number if a signal killed it,
@@ -78,6 +79,13 @@
  * 32 by default); one more makes it panic at boot.
  */
 #define GUEST_ARGS_MAX 32
+
+/*
+ * A read-only disk with this serial carries a mount plan
+ * (vmm/mount_plan.h), its text up to the first NUL: guest-init runs it
+ * before the command, and runs the command inside the plan's root.
+ */
+#define GUEST_PLAN_SERIAL "erovm-plan"
 
 enum guest_marker {
 	GUEST_MARKER_INIT_STARTED = 1,

@@ -27,6 +27,7 @@
 #include "vmm/guest_args.h"
 #include "vmm/guest_control.h"
 #include "vmm/layout.h"
+#include "vmm/mount_plan.h"
 #include "vmm/mptable.h"
 #include "vmm/range.h"
 #include "vmm/vm.h"
@@ -58,6 +59,7 @@ struct options {
 	uint64_t mem;
 	const char *cmdline_extra;
 	const char *serial_file;
+	const char *root_plan;
 	bool boot_time;
 	bool verbose;
 	bool hugepages;
@@ -100,6 +102,9 @@ static void usage(FILE *out)
 "  --mem SIZE            guest memory, in MiB or with a K/M/G suffix\n"
 "                        (default 256M, multiple of 2 MiB)\n"
 "  --hugepages           back guest memory with 2 MiB huge pages\n"
+"  --root-plan FILE      a mount plan (see vmm/mount_plan.h) for guest-init\n"
+"                        to run before COMMAND; COMMAND then runs inside the\n"
+"                        plan's root (e.g. layers assembled into an overlay)\n"
 "  --cmdline TEXT        extra kernel command-line words\n"
 "  --serial FILE         write the kernel's console (ttyS0), its full log,\n"
 "                        to FILE\n"
@@ -239,6 +244,56 @@ static void refuse_overlaps(const struct blk_disk *disk, const char *spec)
 	}
 }
 
+/*
+ * Checks the plan in @path here, where an error is cheap to report, and
+ * hands it to the guest as a read-only disk with serial GUEST_PLAN_SERIAL:
+ * the text, then zeros up to a whole sector (at least one NUL ends it),
+ * in an unnamed temporary file (O_TMPFILE) that nothing has to clean up.
+ */
+static void add_plan_disk(struct options *opt)
+{
+	static struct mount_plan plan;
+	static char text[MOUNT_PLAN_MAX_TEXT + 1];
+	static const char zeros[512];
+	const char *dir = getenv("TMPDIR");
+	char err[512], *path;
+	size_t len = 0, padded;
+	FILE *file;
+	int fd;
+
+	file = fopen(opt->root_plan, "re");
+	if (!file)
+		die("--root-plan %s: %s", opt->root_plan, strerror(errno));
+	len = fread(text, 1, sizeof(text), file);
+	if (ferror(file))
+		die("--root-plan %s: read error", opt->root_plan);
+	fclose(file);
+	if (len > MOUNT_PLAN_MAX_TEXT)
+		die("--root-plan %s: longer than %d bytes", opt->root_plan, MOUNT_PLAN_MAX_TEXT);
+	if (mount_plan_parse(text, len, &plan, err, sizeof(err)) < 0)
+		die("--root-plan %s: %s", opt->root_plan, err);
+	mount_plan_free(&plan);
+
+	if (opt->nr_disks == MAX_DISKS)
+		die("at most %d disks, the root and the plan included", MAX_DISKS);
+	if (!dir || !*dir)
+		dir = "/tmp";
+	fd = open(dir, O_TMPFILE | O_RDWR, 0600);
+	if (fd < 0)
+		die("cannot create the plan disk in %s: %s", dir, strerror(errno));
+	padded = (len / 512 + 1) * 512;
+	if (write(fd, text, len) != (ssize_t)len ||
+	    write(fd, zeros, padded - len) != (ssize_t)(padded - len))
+		die("cannot write the plan disk: %s", strerror(errno));
+	/* Left open: the disk reopens it through /proc. */
+	if (asprintf(&path, "/proc/self/fd/%d", fd) < 0)
+		die("out of memory");
+	opt->disks[opt->nr_disks++] = (struct disk_arg){
+		.path = path, .read_only = true, .serial = GUEST_PLAN_SERIAL,
+		.queue_size = VIRTIO_BLK_QUEUE_SIZE_MAX,
+	};
+}
+
 /* Opens a disk's files; every problem is an error naming the file. */
 static void open_disk(struct blk_disk *disk, const struct disk_arg *arg, bool root)
 {
@@ -266,7 +321,8 @@ static void open_disk(struct blk_disk *disk, const struct disk_arg *arg, bool ro
 static void parse_options(int argc, char **argv, struct options *opt)
 {
 	enum { OPT_KERNEL = 256, OPT_ROOTFS, OPT_DISK, OPT_MEM, OPT_CMDLINE,
-	       OPT_SERIAL, OPT_BOOT_TIME, OPT_VERBOSE, OPT_HUGEPAGES, OPT_HELP };
+	       OPT_SERIAL, OPT_BOOT_TIME, OPT_VERBOSE, OPT_HUGEPAGES, OPT_ROOT_PLAN,
+	       OPT_HELP };
 	static const struct option longopts[] = {
 		{ "kernel", required_argument, NULL, OPT_KERNEL },
 		{ "rootfs", required_argument, NULL, OPT_ROOTFS },
@@ -277,6 +333,7 @@ static void parse_options(int argc, char **argv, struct options *opt)
 		{ "boot-time", no_argument, NULL, OPT_BOOT_TIME },
 		{ "verbose", no_argument, NULL, OPT_VERBOSE },
 		{ "hugepages", no_argument, NULL, OPT_HUGEPAGES },
+		{ "root-plan", required_argument, NULL, OPT_ROOT_PLAN },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ 0 },
 	};
@@ -299,6 +356,7 @@ static void parse_options(int argc, char **argv, struct options *opt)
 		case OPT_BOOT_TIME: opt->boot_time = true; break;
 		case OPT_VERBOSE: opt->verbose = true; break;
 		case OPT_HUGEPAGES: opt->hugepages = true; break;
+		case OPT_ROOT_PLAN: opt->root_plan = optarg; break;
 		case OPT_HELP: usage(stdout); exit(0);
 		default: usage(stderr); exit(EXIT_SETUP);
 		}
@@ -619,6 +677,8 @@ int main(int argc, char **argv)
 	parse_options(argc, argv, &m.opt);
 	kernel = read_kernel(m.opt.kernel, &kernel_size);
 	check_erofs(m.opt.rootfs);
+	if (m.opt.root_plan)
+		add_plan_disk(&m.opt);
 	for (unsigned int i = 0; i < m.opt.nr_disks; i++)
 		open_disk(&m.disks[i], &m.opt.disks[i], i == 0);
 	if (m.opt.serial_file) {
