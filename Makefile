@@ -127,7 +127,7 @@ paths:
 	@echo "kvm_smoke=$(abspath $(KVM_SMOKE))"
 	@echo "erofs_flatten=$(abspath $(EROFS_FLATTEN))"
 	@echo "fixtures=$(abspath $(FIXTURES))"
-	@echo "unit_tests=$(abspath $(UNIT_TESTS))"
+	@echo "unit_tests=$(abspath $(BUILD)/tests/unit)"
 
 clean:
 	rm -rf $(BUILD)
