@@ -109,10 +109,13 @@ void i8042_destroy(struct i8042 *kbc)
 	pthread_mutex_destroy(&kbc->lock);
 }
 
-void i8042_data_port_access(void *opaque, uint64_t offset, void *data,
-			    uint32_t len, bool is_write)
+/*
+ * Both ports share one state and one lock; a reset is requested only
+ * after the lock is dropped, since the callback may stop the VM.
+ */
+static void port_access(struct i8042 *kbc, bool command_port, uint64_t offset,
+			void *data, uint32_t len, bool is_write)
 {
-	struct i8042 *kbc = opaque;
 	uint8_t *byte = data;
 	bool reset = false;
 
@@ -121,10 +124,12 @@ void i8042_data_port_access(void *opaque, uint64_t offset, void *data,
 
 	pthread_mutex_lock(&kbc->lock);
 	if (is_write) {
-		kbc->last_write_was_command = false;
-		/* Without a pending command the byte would go to the
+		kbc->last_write_was_command = command_port;
+		/* A data byte without a pending command would go to the
 		 * keyboard, and there is none. */
-		reset = take_data(kbc, *byte);
+		reset = command_port ? run_command(kbc, *byte) : take_data(kbc, *byte);
+	} else if (command_port) {
+		*byte = status(kbc);
 	} else {
 		/* An empty buffer reads back its last byte, as on hardware. */
 		*byte = kbc->output;
@@ -136,25 +141,14 @@ void i8042_data_port_access(void *opaque, uint64_t offset, void *data,
 		kbc->reset(kbc->opaque);
 }
 
+void i8042_data_port_access(void *opaque, uint64_t offset, void *data,
+			    uint32_t len, bool is_write)
+{
+	port_access(opaque, false, offset, data, len, is_write);
+}
+
 void i8042_command_port_access(void *opaque, uint64_t offset, void *data,
 			       uint32_t len, bool is_write)
 {
-	struct i8042 *kbc = opaque;
-	uint8_t *byte = data;
-	bool reset = false;
-
-	if (ignore_bad_access(offset, data, len, is_write))
-		return;
-
-	pthread_mutex_lock(&kbc->lock);
-	if (is_write) {
-		kbc->last_write_was_command = true;
-		reset = run_command(kbc, *byte);
-	} else {
-		*byte = status(kbc);
-	}
-	pthread_mutex_unlock(&kbc->lock);
-
-	if (reset)
-		kbc->reset(kbc->opaque);
+	port_access(opaque, true, offset, data, len, is_write);
 }
