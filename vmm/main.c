@@ -456,6 +456,7 @@ struct machine {
 	struct blk_disk disks[MAX_DISKS];
 	struct blk_backend *backends[MAX_DISKS];
 	struct virtio_blk *blks[MAX_DISKS];
+	int irq_fds[MAX_DISKS];
 	unsigned int nr_blks;
 	FILE *console;                      /* where ttyS0 goes, or NULL */
 	uint64_t first_run_ns;
@@ -573,6 +574,7 @@ static void add_disks(struct machine *m, char *cmdline, size_t cmdline_size)
 		irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (irq_fd < 0)
 			die("eventfd: %s", strerror(errno));
+		m->irq_fds[i] = irq_fd;
 		if (virtio_blk_create(&m->blks[i], &m->loop, m->backends[i],
 				      arg->queue_size, arg->serial,
 				      &m->vm.mem, irq_fd, err, sizeof(err)))
@@ -628,6 +630,25 @@ static void load_kernel(struct machine *m, void *image, size_t size,
 		die("cannot set up the boot CPU state");
 	if (vm_set_vcpu_state(&m->vm, &sregs, &regs, err, sizeof(err)))
 		die("%s", err);
+}
+
+/* Releases what main() set up, devices first, once the vCPU has stopped. */
+static void tear_down(struct machine *m)
+{
+	io_loop_stop(&m->loop);
+	io_loop_destroy(&m->loop);
+	for (unsigned int i = 0; i < m->nr_blks; i++) {
+		virtio_blk_destroy(m->blks[i]);
+		blk_backend_destroy(m->backends[i]);
+		blk_disk_close(&m->disks[i]);
+		close(m->irq_fds[i]);
+	}
+	serial_8250_destroy(&m->console_uart);
+	serial_8250_destroy(&m->command_uart);
+	i8042_destroy(&m->kbc);
+	vm_destroy(&m->vm);
+	if (m->console && m->console != stdout)
+		fclose(m->console);
 }
 
 static double ms_since_start(uint64_t ns)
@@ -711,10 +732,8 @@ int main(int argc, char **argv)
 		die("cannot start the I/O thread");
 	stop = vm_run(&m.vm, first_run, &m, err, sizeof(err));
 	exit_ns = now_ns();
-	io_loop_stop(&m.loop);
+	tear_down(&m);
 	fflush(stdout);
-	if (m.console)
-		fflush(m.console);
 	if (m.opt.boot_time)
 		print_boot_time(&m, exit_ns);
 
