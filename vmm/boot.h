@@ -20,8 +20,9 @@
  * region at guest-physical 0 reaching past HIMEM_GPA (it holds the boot
  * structures of layout.h and the kernel); other regions (RAM above
  * RAM_HIGH_GPA) are reported to the kernel as usable RAM. The command line
- * goes to CMDLINE_GPA. The MP table (mptable.h) and the vCPU state
- * (x86_entry.h) are built separately.
+ * goes to CMDLINE_GPA, an initrd, if any, to INITRD_GPA (the zero page's
+ * ramdisk fields or the PVH module list tell the kernel). The MP table
+ * (mptable.h) and the vCPU state (x86_entry.h) are built separately.
  */
 #ifndef EROVM_BOOT_H
 #define EROVM_BOOT_H
@@ -44,30 +45,50 @@ struct boot_entry {
 	uint64_t boot_info_gpa;
 };
 
+/* What the kernel is handed besides its image. */
+struct boot_handoff {
+	const char *cmdline;
+	const void *initrd;     /* NULL for none */
+	size_t initrd_size;     /* at most INITRD_MAX */
+};
+
+/* x86's COMMAND_LINE_SIZE less the NUL: what a kernel without a setup
+ * header (an ELF vmlinux) keeps of its command line. */
+#define BOOT_X86_CMDLINE_MAX 2047
+
+/*
+ * The longest command line, without its NUL, that the kernel @image
+ * (untrusted) accepts: a bzImage's cmdline_size, else BOOT_X86_CMDLINE_MAX;
+ * never more than CMDLINE_MAX - 1. For an image boot_load_kernel() would
+ * refuse, BOOT_X86_CMDLINE_MAX.
+ */
+size_t boot_cmdline_limit(const void *image, size_t image_size);
+
 /*
  * Detects the format of the kernel @image (@image_size bytes, untrusted),
- * validates it, loads it into @mem, writes @cmdline and the boot structures
- * the format needs, and fills @entry.
+ * validates it, loads it into @mem, writes @handoff's command line and
+ * initrd and the boot structures the format needs, and fills @entry.
  *
  * Returns 0, or a negative errno with a human-readable reason in @err
  * (always NUL-terminated when @err_size > 0): -ENOEXEC for an image that is
  * not a loadable kernel (unknown format, truncated, malformed, unsupported
  * boot protocol), -ENOMEM when it does not fit in guest RAM, -E2BIG for a
- * command line too long, -EINVAL or -EFAULT when @mem lacks the low RAM
- * region. Guest RAM may be partly written on failure.
+ * command line too long or an initrd larger than INITRD_MAX, -EINVAL or
+ * -EFAULT when @mem lacks the low RAM region. Guest RAM may be partly
+ * written on failure.
  */
 int boot_load_kernel(const struct guest_mem *mem, const void *image,
-		     size_t image_size, const char *cmdline,
+		     size_t image_size, const struct boot_handoff *handoff,
 		     struct boot_entry *entry, char *err, size_t err_size);
 
 /* boot_load_kernel() for an image already known to be a bzImage. */
 int boot_load_bzimage(const struct guest_mem *mem, const void *image,
-		      size_t image_size, const char *cmdline,
+		      size_t image_size, const struct boot_handoff *handoff,
 		      struct boot_entry *entry, char *err, size_t err_size);
 
 /* boot_load_kernel() for an image already known to be an ELF file. */
 int boot_load_elf(const struct guest_mem *mem, const void *image,
-		  size_t image_size, const char *cmdline,
+		  size_t image_size, const struct boot_handoff *handoff,
 		  struct boot_entry *entry, char *err, size_t err_size);
 
 #endif

@@ -184,7 +184,7 @@ static int place_kernel(const struct guest_mem *mem,
 }
 
 int boot_load_bzimage(const struct guest_mem *mem, const void *image,
-		      size_t image_size, const char *cmdline,
+		      size_t image_size, const struct boot_handoff *handoff,
 		      struct boot_entry *entry, char *err, size_t err_size)
 {
 	struct boot_params zero_page = { 0 };
@@ -204,8 +204,11 @@ int boot_load_bzimage(const struct guest_mem *mem, const void *image,
 			   err_size);
 	if (ret)
 		return ret;
-	ret = boot_write_cmdline(mem, cmdline, zero_page.hdr.cmdline_size, err,
-				 err_size);
+	ret = boot_write_cmdline(mem, handoff->cmdline, zero_page.hdr.cmdline_size,
+				 err, err_size);
+	if (ret)
+		return ret;
+	ret = boot_write_initrd(mem, handoff, err, err_size);
 	if (ret)
 		return ret;
 	if (guest_mem_write(mem, load_gpa, bytes + kernel_offset, kernel_size))
@@ -214,7 +217,7 @@ int boot_load_bzimage(const struct guest_mem *mem, const void *image,
 				  (unsigned long long)load_gpa);
 
 	zero_page.hdr.code32_start = load_gpa;
-	ret = boot_write_zero_page(mem, &zero_page, err, err_size);
+	ret = boot_write_zero_page(mem, &zero_page, handoff, err, err_size);
 	if (ret)
 		return ret;
 	*entry = (struct boot_entry){

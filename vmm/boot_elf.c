@@ -22,10 +22,11 @@
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
 #define PVH_NOTE_NAME "Xen" /* namesz 4 counts the NUL */
 #define PVH_MEMMAP_GPA (PVH_START_INFO_GPA + sizeof(struct hvm_start_info))
+#define PVH_MODLIST_GPA \
+	(PVH_MEMMAP_GPA + BOOT_MEMMAP_MAX * sizeof(struct hvm_memmap_table_entry))
 
-static_assert(PVH_MEMMAP_GPA +
-	      BOOT_MEMMAP_MAX * sizeof(struct hvm_memmap_table_entry) <=
-	      ZERO_PAGE_GPA, "PVH start info and memmap fit below the zero page");
+static_assert(PVH_MODLIST_GPA + sizeof(struct hvm_modlist_entry) <= ZERO_PAGE_GPA,
+	      "PVH start info, memmap and module list fit below the zero page");
 
 struct elf_image {
 	const uint8_t *bytes;
@@ -259,9 +260,15 @@ static int find_pvh_entry(const struct elf_image *elf, bool *found,
 	return 0;
 }
 
-static int write_pvh_start_info(const struct guest_mem *mem, char *err,
+static int write_pvh_start_info(const struct guest_mem *mem,
+				const struct boot_handoff *handoff, char *err,
 				size_t err_size)
 {
+	/* The first module is the initrd (Linux's PVH entry). */
+	struct hvm_modlist_entry initrd = {
+		.paddr = INITRD_GPA,
+		.size = handoff->initrd_size,
+	};
 	struct hvm_memmap_table_entry memmap[BOOT_MEMMAP_MAX] = { 0 };
 	struct boot_e820_entry map[BOOT_MEMMAP_MAX];
 	struct hvm_start_info info = {
@@ -282,9 +289,15 @@ static int write_pvh_start_info(const struct guest_mem *mem, char *err,
 		memmap[i].type = map[i].type;
 	}
 	info.memmap_entries = nr_entries;
+	if (handoff->initrd) {
+		info.nr_modules = 1;
+		info.modlist_paddr = PVH_MODLIST_GPA;
+	}
 	if (guest_mem_write(mem, PVH_START_INFO_GPA, &info, sizeof(info)) ||
 	    guest_mem_write(mem, PVH_MEMMAP_GPA, memmap,
-			    nr_entries * sizeof(memmap[0])))
+			    nr_entries * sizeof(memmap[0])) ||
+	    (handoff->initrd &&
+	     guest_mem_write(mem, PVH_MODLIST_GPA, &initrd, sizeof(initrd))))
 		return boot_error(-EFAULT, err, err_size,
 				  "guest RAM does not cover the PVH start info at 0x%x",
 				  PVH_START_INFO_GPA);
@@ -292,18 +305,19 @@ static int write_pvh_start_info(const struct guest_mem *mem, char *err,
 }
 
 /* The 64-bit entry's zero page: a vmlinux has no setup header to copy. */
-static int write_elf_zero_page(const struct guest_mem *mem, char *err,
+static int write_elf_zero_page(const struct guest_mem *mem,
+			       const struct boot_handoff *handoff, char *err,
 			       size_t err_size)
 {
 	struct boot_params zero_page = { 0 };
 
 	zero_page.hdr.boot_flag = BZIMAGE_BOOT_FLAG;
 	zero_page.hdr.header = BZIMAGE_HDR_MAGIC;
-	return boot_write_zero_page(mem, &zero_page, err, err_size);
+	return boot_write_zero_page(mem, &zero_page, handoff, err, err_size);
 }
 
 int boot_load_elf(const struct guest_mem *mem, const void *image,
-		  size_t image_size, const char *cmdline,
+		  size_t image_size, const struct boot_handoff *handoff,
 		  struct boot_entry *entry, char *err, size_t err_size)
 {
 	struct elf_image elf = { .bytes = image, .size = image_size };
@@ -335,14 +349,18 @@ int boot_load_elf(const struct guest_mem *mem, const void *image,
 				  "ELF entry 0x%llx is in no loadable segment",
 				  (unsigned long long)elf.ehdr.e_entry);
 	}
-	ret = boot_write_cmdline(mem, cmdline, CMDLINE_MAX - 1, err, err_size);
+	ret = boot_write_cmdline(mem, handoff->cmdline, BOOT_X86_CMDLINE_MAX, err,
+				 err_size);
+	if (ret)
+		return ret;
+	ret = boot_write_initrd(mem, handoff, err, err_size);
 	if (ret)
 		return ret;
 	ret = load_segments(mem, &elf, err, err_size);
 	if (ret)
 		return ret;
-	ret = has_pvh ? write_pvh_start_info(mem, err, err_size) :
-			write_elf_zero_page(mem, err, err_size);
+	ret = has_pvh ? write_pvh_start_info(mem, handoff, err, err_size) :
+			write_elf_zero_page(mem, handoff, err, err_size);
 	if (ret)
 		return ret;
 	*entry = (struct boot_entry){

@@ -5,6 +5,7 @@
 #include "vmm/boot_params.h"
 
 #include <assert.h>
+#include <endian.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -93,8 +94,25 @@ int boot_write_cmdline(const struct guest_mem *mem, const char *cmdline,
 	return 0;
 }
 
+int boot_write_initrd(const struct guest_mem *mem,
+		      const struct boot_handoff *handoff, char *err,
+		      size_t err_size)
+{
+	if (!handoff->initrd)
+		return 0;
+	if (handoff->initrd_size > INITRD_MAX)
+		return boot_error(-E2BIG, err, err_size,
+				  "initrd of %zu bytes, limit %u", handoff->initrd_size,
+				  INITRD_MAX);
+	if (guest_mem_write(mem, INITRD_GPA, handoff->initrd, handoff->initrd_size))
+		return boot_error(-EFAULT, err, err_size,
+				  "guest RAM does not cover the initrd at 0x%x", INITRD_GPA);
+	return 0;
+}
+
 int boot_write_zero_page(const struct guest_mem *mem,
-			 struct boot_params *zero_page, char *err,
+			 struct boot_params *zero_page,
+			 const struct boot_handoff *handoff, char *err,
 			 size_t err_size)
 {
 	unsigned int nr_entries;
@@ -113,8 +131,8 @@ int boot_write_zero_page(const struct guest_mem *mem,
 	zero_page->hdr.loadflags = LOADED_HIGH;
 	zero_page->hdr.cmd_line_ptr = CMDLINE_GPA;
 	zero_page->ext_cmd_line_ptr = 0;
-	zero_page->hdr.ramdisk_image = 0;
-	zero_page->hdr.ramdisk_size = 0;
+	zero_page->hdr.ramdisk_image = handoff->initrd ? INITRD_GPA : 0;
+	zero_page->hdr.ramdisk_size = handoff->initrd ? handoff->initrd_size : 0;
 	zero_page->ext_ramdisk_image = 0;
 	zero_page->ext_ramdisk_size = 0;
 	if (guest_mem_write(mem, ZERO_PAGE_GPA, zero_page, sizeof(*zero_page)))
@@ -143,15 +161,28 @@ static bool image_is_elf(const uint8_t *image, size_t image_size)
 	       memcmp(image, elf_magic, sizeof(elf_magic)) == 0;
 }
 
+size_t boot_cmdline_limit(const void *image, size_t image_size)
+{
+	size_t field = offsetof(struct boot_params, hdr.cmdline_size);
+	uint32_t cmdline_size;
+
+	if (!image_is_bzimage(image, image_size) ||
+	    image_size < field + sizeof(cmdline_size))
+		return BOOT_X86_CMDLINE_MAX;
+	memcpy(&cmdline_size, (const uint8_t *)image + field, sizeof(cmdline_size));
+	cmdline_size = le32toh(cmdline_size);
+	return cmdline_size < CMDLINE_MAX - 1 ? cmdline_size : CMDLINE_MAX - 1;
+}
+
 int boot_load_kernel(const struct guest_mem *mem, const void *image,
-		     size_t image_size, const char *cmdline,
+		     size_t image_size, const struct boot_handoff *handoff,
 		     struct boot_entry *entry, char *err, size_t err_size)
 {
 	if (image_is_bzimage(image, image_size))
-		return boot_load_bzimage(mem, image, image_size, cmdline, entry,
+		return boot_load_bzimage(mem, image, image_size, handoff, entry,
 					 err, err_size);
 	if (image_is_elf(image, image_size))
-		return boot_load_elf(mem, image, image_size, cmdline, entry,
+		return boot_load_elf(mem, image, image_size, handoff, entry,
 				     err, err_size);
 	return boot_error(-ENOEXEC, err, err_size,
 			  "not a Linux kernel: no bzImage setup header and no ELF magic");

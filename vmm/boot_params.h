@@ -12,6 +12,7 @@
 #include <asm/bootparam.h>
 #include <asm/e820.h>
 
+#include "vmm/boot.h"
 #include "vmm/guest_mem.h"
 
 /* Low RAM, EBDA..1 MiB reserved, RAM above 1 MiB, one per other region. */
@@ -35,6 +36,13 @@ struct hvm_start_info {
 	uint64_t memmap_paddr;       /* version 1 from here */
 	uint32_t memmap_entries;
 	uint32_t reserved;
+};
+
+struct hvm_modlist_entry {
+	uint64_t paddr;
+	uint64_t size;
+	uint64_t cmdline_paddr;
+	uint64_t reserved;
 };
 
 /* Types are the E820 ones. */
@@ -73,13 +81,24 @@ int boot_write_cmdline(const struct guest_mem *mem, const char *cmdline,
 		       size_t max_len, char *err, size_t err_size);
 
 /*
+ * Copies @handoff's initrd, if it has one, to INITRD_GPA. Returns 0,
+ * -E2BIG (with @err) for one larger than INITRD_MAX, or -EFAULT if guest
+ * RAM does not cover it.
+ */
+int boot_write_initrd(const struct guest_mem *mem,
+		      const struct boot_handoff *handoff, char *err,
+		      size_t err_size);
+
+/*
  * Completes @zero_page with what every loader sets (type_of_loader,
- * loadflags LOADED_HIGH, cmd_line_ptr = CMDLINE_GPA, no ramdisk, the memory
- * map) and writes it to ZERO_PAGE_GPA. The caller fills the rest of the
- * setup header first. Returns 0 or a negative errno (with @err).
+ * loadflags LOADED_HIGH, cmd_line_ptr = CMDLINE_GPA, the ramdisk fields
+ * for @handoff's initrd, the memory map) and writes it to ZERO_PAGE_GPA.
+ * The caller fills the rest of the setup header first. Returns 0 or a
+ * negative errno (with @err).
  */
 int boot_write_zero_page(const struct guest_mem *mem,
-			 struct boot_params *zero_page, char *err,
+			 struct boot_params *zero_page,
+			 const struct boot_handoff *handoff, char *err,
 			 size_t err_size);
 
 #endif

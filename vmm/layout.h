@@ -18,6 +18,8 @@
 #define PD_GPA 0xb000             /* 4 pages: 4 GiB in 2 MiB pages */
 #define CMDLINE_GPA 0x20000
 #define CMDLINE_MAX 4096          /* also bounded by the kernel's cmdline_size */
+#define INITRD_GPA 0x30000        /* a bootconfig block (vmm/bootconfig.h) */
+#define INITRD_MAX 0x10000
 #define EBDA_GPA 0x9fc00          /* MP table lives here; reserved to 1 MiB */
 #define HIMEM_GPA 0x100000        /* bzImage protected-mode kernel */
 #define IDENTITY_MAP_END 0x100000000ull /* what the 64-bit entry's tables map */
@@ -31,9 +33,9 @@
 
 #define VIRTIO_MMIO_BASE 0xd0000000ull
 #define VIRTIO_MMIO_STRIDE 0x1000
-/* Each device costs ~36 bytes of the 2048-byte kernel command line
- * (virtio_mmio.device=...): 32 leave room for the command. */
-#define VIRTIO_MMIO_MAX_DEVICES 32
+/* Windows for this many devices; past what the kernel command line holds
+ * they are announced through bootconfig (vmm/bootconfig.h). */
+#define VIRTIO_MMIO_MAX_DEVICES 96
 
 #define SERIAL_COM1_PORT 0x3f8
 #define SERIAL_COM1_IRQ 4

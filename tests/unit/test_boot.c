@@ -51,6 +51,7 @@
 #define SI_MAGIC 0
 #define SI_VERSION 4
 #define SI_NR_MODULES 12
+#define SI_MODLIST_PADDR 16
 #define SI_CMDLINE_PADDR 24
 #define SI_MEMMAP_PADDR 40
 #define SI_MEMMAP_ENTRIES 48
@@ -169,7 +170,9 @@ static int load(struct fixture *f, const struct bzimage *bz,
 		const char *cmdline, struct boot_entry *entry)
 {
 	f->err[0] = '\0';
-	return boot_load_kernel(&f->mem, bz->bytes, bz->size, cmdline, entry,
+	const struct boot_handoff handoff = { .cmdline = cmdline };
+
+	return boot_load_kernel(&f->mem, bz->bytes, bz->size, &handoff, entry,
 				f->err, sizeof(f->err));
 }
 
@@ -417,16 +420,61 @@ static void test_bzimage_command_line_limits(void **state)
 	free(bz.bytes);
 }
 
+static void test_bzimage_initrd_in_zero_page(void **state)
+{
+	struct fixture *f = *state;
+	struct bzimage bz = make_bzimage(8, BZ_KERNEL_SIZE);
+	static char initrd[INITRD_MAX + 1];
+	struct boot_handoff handoff = {
+		.cmdline = CMDLINE, .initrd = initrd, .initrd_size = 1000,
+	};
+	struct boot_entry entry;
+
+	memset(initrd, 0x5c, sizeof(initrd));
+	assert_int_equal(boot_load_kernel(&f->mem, bz.bytes, bz.size, &handoff,
+					  &entry, f->err, sizeof(f->err)), 0);
+	assert_int_equal(get32(f->low + ZERO_PAGE_GPA, ZP_RAMDISK_IMAGE), INITRD_GPA);
+	assert_int_equal(get32(f->low + ZERO_PAGE_GPA, ZP_RAMDISK_SIZE), 1000);
+	assert_memory_equal(f->low + INITRD_GPA, initrd, 1000);
+	/* Clear of the command line, below the EBDA and the kernel. */
+	assert_true(INITRD_GPA >= CMDLINE_GPA + CMDLINE_MAX);
+	assert_true(INITRD_GPA + INITRD_MAX <= EBDA_GPA);
+
+	handoff.initrd_size = INITRD_MAX + 1;
+	assert_int_equal(boot_load_kernel(&f->mem, bz.bytes, bz.size, &handoff,
+					  &entry, f->err, sizeof(f->err)), -E2BIG);
+	assert_non_null(strstr(f->err, "initrd of 65537 bytes"));
+	free(bz.bytes);
+}
+
+static void test_cmdline_limit_from_setup_header(void **state)
+{
+	struct bzimage bz = make_bzimage(8, BZ_KERNEL_SIZE);
+
+	(void)state;
+	assert_int_equal(boot_cmdline_limit(bz.bytes, bz.size), 2047);
+	put32(bz.bytes, ZP_CMDLINE_SIZE, 255);
+	assert_int_equal(boot_cmdline_limit(bz.bytes, bz.size), 255);
+	put32(bz.bytes, ZP_CMDLINE_SIZE, 0xffffffff);
+	assert_int_equal(boot_cmdline_limit(bz.bytes, bz.size), CMDLINE_MAX - 1);
+	/* Neither format: the x86 default, as for a header cut short. */
+	assert_int_equal(boot_cmdline_limit("junk", 4), BOOT_X86_CMDLINE_MAX);
+	assert_int_equal(boot_cmdline_limit(bz.bytes, ZP_CMDLINE_SIZE + 2),
+			 BOOT_X86_CMDLINE_MAX);
+	free(bz.bytes);
+}
+
 static void test_errors_with_small_err_buffer(void **state)
 {
 	struct fixture *f = *state;
+	const struct boot_handoff handoff = { .cmdline = "" };
 	struct boot_entry entry;
 	char err[8];
 
-	assert_int_equal(boot_load_kernel(&f->mem, "junk", 4, "", &entry, err,
+	assert_int_equal(boot_load_kernel(&f->mem, "junk", 4, &handoff, &entry, err,
 					  sizeof(err)), -ENOEXEC);
 	assert_string_equal(err, "not a L");
-	assert_int_equal(boot_load_kernel(&f->mem, "junk", 4, "", &entry, NULL,
+	assert_int_equal(boot_load_kernel(&f->mem, "junk", 4, &handoff, &entry, NULL,
 					  0), -ENOEXEC);
 }
 
@@ -532,7 +580,9 @@ static int load_elf(struct fixture *f, struct elf_file *elf,
 		    struct boot_entry *entry)
 {
 	f->err[0] = '\0';
-	return boot_load_kernel(&f->mem, elf->bytes, elf->size, CMDLINE, entry,
+	const struct boot_handoff handoff = { .cmdline = CMDLINE };
+
+	return boot_load_kernel(&f->mem, elf->bytes, elf->size, &handoff, entry,
 				f->err, sizeof(f->err));
 }
 
@@ -579,6 +629,54 @@ static void test_elf_pvh_entry_and_start_info(void **state)
 	assert_int_equal(get32(memmap + 2 * MEMMAP_ENTRY_SIZE, 16), 1);
 	/* No zero page for PVH. */
 	assert_int_equal(get32(f->low + ZERO_PAGE_GPA, ZP_HEADER), 0);
+	free(elf.bytes);
+}
+
+static void test_elf_pvh_initrd_is_the_first_module(void **state)
+{
+	struct fixture *f = *state;
+	struct elf_file elf = make_elf(4);
+	const uint8_t *si = f->low + PVH_START_INFO_GPA;
+	static const char initrd[] = "bootconfig block";
+	const struct boot_handoff handoff = {
+		.cmdline = CMDLINE, .initrd = initrd, .initrd_size = sizeof(initrd),
+	};
+	struct boot_entry entry;
+	const uint8_t *module;
+	uint64_t modlist;
+
+	assert_int_equal(boot_load_kernel(&f->mem, elf.bytes, elf.size, &handoff,
+					  &entry, f->err, sizeof(f->err)), 0);
+	assert_int_equal(get32(si, SI_NR_MODULES), 1);
+	modlist = get64(si, SI_MODLIST_PADDR);
+	/* Between the start info and the zero page, clear of the memmap. */
+	assert_true(modlist >= PVH_START_INFO_GPA + SI_SIZE + 3 * MEMMAP_ENTRY_SIZE);
+	assert_true(modlist + 32 <= ZERO_PAGE_GPA);
+	module = f->low + modlist;
+	assert_int_equal(get64(module, 0), INITRD_GPA);
+	assert_int_equal(get64(module, 8), sizeof(initrd));
+	assert_int_equal(get64(module, 16), 0); /* no module command line */
+	assert_memory_equal(f->low + INITRD_GPA, initrd, sizeof(initrd));
+	free(elf.bytes);
+}
+
+static void test_elf_cmdline_limit_is_x86s(void **state)
+{
+	struct fixture *f = *state;
+	struct elf_file elf = make_elf(4);
+	char line[BOOT_X86_CMDLINE_MAX + 2];
+	struct boot_handoff handoff = { .cmdline = line };
+	struct boot_entry entry;
+
+	/* No setup header to say otherwise: the kernel keeps 2047 bytes. */
+	assert_int_equal(boot_cmdline_limit(elf.bytes, elf.size), BOOT_X86_CMDLINE_MAX);
+	memset(line, 'x', sizeof(line) - 1);
+	line[sizeof(line) - 1] = '\0';
+	assert_int_equal(boot_load_kernel(&f->mem, elf.bytes, elf.size, &handoff,
+					  &entry, f->err, sizeof(f->err)), -E2BIG);
+	line[BOOT_X86_CMDLINE_MAX] = '\0';
+	assert_int_equal(boot_load_kernel(&f->mem, elf.bytes, elf.size, &handoff,
+					  &entry, f->err, sizeof(f->err)), 0);
 	free(elf.bytes);
 }
 
@@ -815,8 +913,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bzimage_too_large_for_ram, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bzimage_init_size_beyond_ram, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bzimage_command_line_limits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bzimage_initrd_in_zero_page, setup, teardown),
+		cmocka_unit_test(test_cmdline_limit_from_setup_header),
 		cmocka_unit_test_setup_teardown(test_errors_with_small_err_buffer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_elf_pvh_entry_and_start_info, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_elf_pvh_initrd_is_the_first_module, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_elf_cmdline_limit_is_x86s, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_elf_pvh_note_with_8_byte_entry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_elf_without_note_uses_64bit_entry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_elf_truncated, setup, teardown),
