@@ -31,8 +31,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One per virtqueue of every device (VIRTIO_MMIO_MAX_DEVICES disks), plus the stop eventfd. */
-#define IO_LOOP_MAX_WATCHES 64
+/* One per virtqueue of every device, plus the stop eventfd. */
+#define IO_LOOP_MAX_WATCHES 192
 
 /* Embedded in the owner's request; its address is the SQE's user_data. */
 struct io_loop_op {

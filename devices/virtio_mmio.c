@@ -450,14 +450,13 @@ void virtio_mmio_access(void *opaque, uint64_t offset, void *data, uint32_t len,
 	pthread_mutex_unlock(&vm->lock);
 }
 
-int virtio_mmio_cmdline(char *buf, size_t size, uint64_t base, unsigned int irq)
+int virtio_mmio_device_spec(char *buf, size_t size, uint64_t base, unsigned int irq)
 {
 	int n;
 
-	/* Linux refuses IRQ 0 for command-line devices. */
 	if (irq == 0)
 		return -EINVAL;
-	n = snprintf(buf, size, "virtio_mmio.device=%u@0x%llx:%u",
+	n = snprintf(buf, size, "%u@0x%llx:%u",
 		     VIRTIO_MMIO_REGION_SIZE, (unsigned long long)base, irq);
 	if (n < 0 || (size_t)n >= size)
 		return -ENOSPC;

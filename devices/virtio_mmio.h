@@ -141,7 +141,13 @@ void virtio_mmio_notify_used(struct virtio_mmio *vm, unsigned int queue);
  */
 void virtio_mmio_set_needs_reset(struct virtio_mmio *vm);
 
-/* The kernel command-line word announcing a device: "virtio_mmio.device=512@0xADDR:IRQ". */
-int virtio_mmio_cmdline(char *buf, size_t size, uint64_t base, unsigned int irq);
+/*
+ * Linux announces a virtio-mmio device with the kernel parameter
+ * VIRTIO_MMIO_PARAM=SPEC (CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES). Writes SPEC,
+ * "512@0xBASE:IRQ", to @buf (@size bytes). Returns its length, -EINVAL
+ * for IRQ 0 (which Linux refuses) or -ENOSPC if it does not fit.
+ */
+#define VIRTIO_MMIO_PARAM "virtio_mmio.device"
+int virtio_mmio_device_spec(char *buf, size_t size, uint64_t base, unsigned int irq);
 
 #endif

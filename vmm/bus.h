@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define BUS_MAX_RANGES 32
+#define BUS_MAX_RANGES 128 /* all VIRTIO_MMIO_MAX_DEVICES windows fit */
 
 /*
  * A device's handler: read or write @len bytes (1, 2, 4 or 8) at @offset

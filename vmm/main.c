@@ -3,6 +3,7 @@
  * run one command in it, and exit with the command's status.
  */
 #include <endian.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -23,6 +24,7 @@
 #include "devices/serial_8250.h"
 #include "devices/virtio_blk.h"
 #include "vmm/boot.h"
+#include "vmm/bootconfig.h"
 #include "vmm/guest_abi.h"
 #include "vmm/guest_args.h"
 #include "vmm/guest_control.h"
@@ -40,7 +42,10 @@
 
 #define EROFS_SUPER_OFFSET 1024
 #define EROFS_SUPER_MAGIC 0xe0f5e1e2u
-#define MAX_DISKS VIRTIO_MMIO_MAX_DEVICES
+#define MAX_EXTRA_DISKS 64      /* --disk options */
+#define MAX_DISKS (1 + MAX_EXTRA_DISKS + 1) /* the root, --disk, the plan disk */
+static_assert(MAX_DISKS <= VIRTIO_MMIO_MAX_DEVICES, "every disk has an MMIO window");
+static_assert(VIRTIO_MMIO_MAX_DEVICES <= BUS_MAX_RANGES, "every window fits on the bus");
 #define KERNEL_MAX_SIZE (512u << 20)
 
 struct disk_arg {
@@ -91,7 +96,10 @@ static void usage(FILE *out)
 "  --rootfs FILE         EROFS root image (/dev/vda, read-only)\n"
 "  --disk FILE[,ro][,serial=ID][,queue=N]\n"
 "  --disk extents=FILE[@OFFSET[+LENGTH]]:FILE...[,ro][,serial=ID][,queue=N]\n"
-"                        another virtio-blk disk (/dev/vdb, /dev/vdc, ...):\n"
+"                        another virtio-blk disk (/dev/vdb, /dev/vdc, ...;\n"
+"                        up to 64; past what the kernel command line holds\n"
+"                        devices are announced through bootconfig, which\n"
+"                        needs CONFIG_BOOT_CONFIG in the guest kernel):\n"
 "                        a file, or the concatenation of byte ranges of\n"
 "                        files (a flat disk; without +LENGTH to the end of\n"
 "                        the file; a read-only disk is zero-padded to whole\n"
@@ -274,8 +282,7 @@ static void add_plan_disk(struct options *opt)
 		die("--root-plan %s: %s", opt->root_plan, err);
 	mount_plan_free(&plan);
 
-	if (opt->nr_disks == MAX_DISKS)
-		die("at most %d disks, the root and the plan included", MAX_DISKS);
+	/* --disk leaves the last slot to the plan disk. */
 	if (!dir || !*dir)
 		dir = "/tmp";
 	fd = open(dir, O_TMPFILE | O_RDWR, 0600);
@@ -346,8 +353,8 @@ static void parse_options(int argc, char **argv, struct options *opt)
 		case OPT_KERNEL: opt->kernel = optarg; break;
 		case OPT_ROOTFS: opt->rootfs = optarg; break;
 		case OPT_DISK:
-			if (opt->nr_disks == MAX_DISKS)
-				die("at most %d disks, the root included", MAX_DISKS);
+			if (opt->nr_disks == 1 + MAX_EXTRA_DISKS)
+				die("at most %d --disk options", MAX_EXTRA_DISKS);
 			opt->disks[opt->nr_disks++] = parse_disk(optarg);
 			break;
 		case OPT_MEM: opt->mem = parse_size(optarg); break;
@@ -458,6 +465,10 @@ struct machine {
 	struct virtio_blk *blks[MAX_DISKS];
 	int irq_fds[MAX_DISKS];
 	unsigned int nr_blks;
+	/* What Linux is told of each virtio-mmio device (VIRTIO_MMIO_PARAM). */
+	char device_specs[VIRTIO_MMIO_MAX_DEVICES][32];
+	unsigned int nr_device_specs;
+	bool bootconfig_used;
 	FILE *console;                      /* where ttyS0 goes, or NULL */
 	uint64_t first_run_ns;
 	uint64_t first_serial_ns;
@@ -542,20 +553,18 @@ static void add_legacy_devices(struct machine *m)
 		  "the guest control ports");
 }
 
-/* Appends " virtio_mmio.device=..." for device @index to @cmdline. */
-static void announce_device(char *cmdline, size_t size, uint64_t base, unsigned int irq)
+/* Records the device at @base for the kernel (see finish_cmdline()). */
+static void announce_device(struct machine *m, uint64_t base, unsigned int irq)
 {
-	size_t used = strlen(cmdline);
-
-	if (used + 1 >= size)
-		die("kernel command line too long");
-	cmdline[used++] = ' ';
-	cmdline[used] = '\0';
-	if (virtio_mmio_cmdline(cmdline + used, size - used, base, irq) < 0)
-		die("kernel command line too long");
+	if (m->nr_device_specs == VIRTIO_MMIO_MAX_DEVICES ||
+	    virtio_mmio_device_spec(m->device_specs[m->nr_device_specs],
+				    sizeof(m->device_specs[0]), base, irq) < 0)
+		die("cannot announce the virtio-mmio device at 0x%llx",
+		    (unsigned long long)base);
+	m->nr_device_specs++;
 }
 
-static void add_disks(struct machine *m, char *cmdline, size_t cmdline_size)
+static void add_disks(struct machine *m)
 {
 	static const unsigned int irqs[] = VIRTIO_MMIO_IRQS;
 	const unsigned int nr_irqs = sizeof(irqs) / sizeof(irqs[0]);
@@ -589,11 +598,11 @@ static void add_disks(struct machine *m, char *cmdline, size_t cmdline_size)
 		    vm_add_irqfd(&m->vm, irqs[i % nr_irqs], irq_fd))
 			die("cannot wire %s to KVM (ioeventfd/irqfd): %s", arg->path,
 			    strerror(errno));
-		announce_device(cmdline, cmdline_size, base, irqs[i % nr_irqs]);
+		announce_device(m, base, irqs[i % nr_irqs]);
 	}
 }
 
-static void build_cmdline(const struct options *opt, char *cmdline, size_t size)
+static void start_cmdline(const struct options *opt, char *cmdline, size_t size)
 {
 	int n = snprintf(cmdline, size,
 			 "console=ttyS0 reboot=k panic=-1 root=/dev/vda rootfstype=erofs ro"
@@ -608,8 +617,63 @@ static void build_cmdline(const struct options *opt, char *cmdline, size_t size)
 		die("kernel command line too long");
 }
 
+/* Appends @word to @cmdline if the result stays within @limit bytes. */
+static bool append_word(char *cmdline, size_t limit, const char *word)
+{
+	size_t len = strlen(cmdline), word_len = strlen(word);
+
+	if (len > limit || word_len > limit - len)
+		return false;
+	memcpy(cmdline + len, word, word_len + 1);
+	return true;
+}
+
+/*
+ * Completes the kernel command line started by start_cmdline(): the
+ * devices, then init= and the command (last: the kernel hands the words
+ * after "--" to init), within @limit bytes, the kernel's own limit. The
+ * devices go on the line if they all fit; otherwise all of them, in order
+ * (Linux names disks in announcement order and the root must stay
+ * /dev/vda), go into a bootconfig block in @bootconfig, announced by the
+ * word "bootconfig". Returns the block's length, or 0 for none.
+ */
+static size_t finish_cmdline(struct machine *m, char *cmdline, size_t limit,
+			     char *bootconfig, size_t bootconfig_size)
+{
+	char tail[CMDLINE_MAX] = " init=/sbin/init";
+	char devices[CMDLINE_MAX] = "";
+	const char *specs[VIRTIO_MMIO_MAX_DEVICES];
+	bool devices_fit = true;
+	int ret;
+
+	ret = guest_args_encode(tail, sizeof(tail), m->opt.command, m->opt.command_argc);
+	if (ret < 0)
+		die("the command does not fit on the kernel command line: %s", strerror(-ret));
+	for (unsigned int i = 0; i < m->nr_device_specs; i++) {
+		devices_fit = devices_fit && append_word(devices, sizeof(devices) - 1, " ") &&
+			      append_word(devices, sizeof(devices) - 1, VIRTIO_MMIO_PARAM "=") &&
+			      append_word(devices, sizeof(devices) - 1, m->device_specs[i]);
+		specs[i] = m->device_specs[i];
+	}
+	if (devices_fit && strlen(cmdline) + strlen(devices) + strlen(tail) <= limit) {
+		strcat(cmdline, devices);
+		strcat(cmdline, tail);
+		return 0;
+	}
+	ret = bootconfig_build(bootconfig, bootconfig_size, VIRTIO_MMIO_PARAM, specs,
+			       m->nr_device_specs);
+	if (ret < 0)
+		die("cannot announce %u devices in a bootconfig block: %s",
+		    m->nr_device_specs, strerror(-ret));
+	if (!append_word(cmdline, limit, " bootconfig") || !append_word(cmdline, limit, tail))
+		die("the kernel command line is longer than the kernel's limit of %zu bytes "
+		    "(shorten the command or --cmdline)", limit);
+	m->bootconfig_used = true;
+	return (size_t)ret;
+}
+
 static void load_kernel(struct machine *m, void *image, size_t size,
-			const char *cmdline)
+			const struct boot_handoff *handoff)
 {
 	struct boot_entry entry;
 	struct kvm_sregs sregs;
@@ -617,7 +681,7 @@ static void load_kernel(struct machine *m, void *image, size_t size,
 	char err[256];
 	int ret;
 
-	if (boot_load_kernel(&m->vm.mem, image, size, cmdline, &entry, err, sizeof(err)))
+	if (boot_load_kernel(&m->vm.mem, image, size, handoff, &entry, err, sizeof(err)))
 		die("--kernel %s: %s", m->opt.kernel, err);
 	free(image);
 	ret = mptable_write(&m->vm.mem, 1);
@@ -684,7 +748,9 @@ static void print_boot_time(const struct machine *m, uint64_t exit_ns)
 int main(int argc, char **argv)
 {
 	static struct machine m;
-	char cmdline[GUEST_CMDLINE_SIZE];
+	static char bootconfig[BOOTCONFIG_BLOCK_MAX];
+	char cmdline[CMDLINE_MAX];
+	struct boot_handoff handoff = { .cmdline = cmdline };
 	char err[512];
 	enum vm_stop_reason stop;
 	size_t kernel_size;
@@ -717,16 +783,13 @@ int main(int argc, char **argv)
 	if (ret)
 		die("%s", err);
 	add_legacy_devices(&m);
-	build_cmdline(&m.opt, cmdline, sizeof(cmdline));
-	add_disks(&m, cmdline, sizeof(cmdline));
-	/* init= last: the kernel would hand bare words after it to init. */
-	if (strlen(cmdline) + sizeof(" init=/sbin/init") > sizeof(cmdline))
-		die("kernel command line too long");
-	strcat(cmdline, " init=/sbin/init");
-	ret = guest_args_encode(cmdline, sizeof(cmdline), m.opt.command, m.opt.command_argc);
-	if (ret < 0)
-		die("the command does not fit on the kernel command line: %s", strerror(-ret));
-	load_kernel(&m, kernel, kernel_size, cmdline);
+	start_cmdline(&m.opt, cmdline, sizeof(cmdline));
+	add_disks(&m);
+	handoff.initrd_size = finish_cmdline(&m, cmdline,
+					     boot_cmdline_limit(kernel, kernel_size),
+					     bootconfig, sizeof(bootconfig));
+	handoff.initrd = handoff.initrd_size ? bootconfig : NULL;
+	load_kernel(&m, kernel, kernel_size, &handoff);
 
 	if (io_loop_start(&m.loop))
 		die("cannot start the I/O thread");
@@ -748,6 +811,10 @@ int main(int argc, char **argv)
 			stop == VM_STOP_HALTED ? "the command shut the VM down?" :
 			"kernel panic or init failure?",
 			m.opt.verbose || m.opt.serial_file ? "" : " --verbose shows the kernel log");
+		if (m.bootconfig_used)
+			fprintf(stderr, "vmm-run: note: the %u devices did not fit on the kernel "
+				"command line and were announced in a bootconfig block, which "
+				"needs a kernel with CONFIG_BOOT_CONFIG\n", m.nr_device_specs);
 		return EXIT_NO_STATUS;
 	}
 	return m.control.status;

@@ -801,23 +801,23 @@ static void test_init_validates(void **state)
 	virtio_mmio_destroy(&vm);
 }
 
-static void test_cmdline(void **state)
+static void test_device_spec(void **state)
 {
 	char buf[64];
-	const char *want = "virtio_mmio.device=512@0xd0001000:6";
+	const char *want = "512@0xd0001000:6";
 
 	(void)state;
-	assert_int_equal(virtio_mmio_cmdline(buf, sizeof(buf), 0xd0001000, 6),
+	assert_int_equal(virtio_mmio_device_spec(buf, sizeof(buf), 0xd0001000, 6),
 			 strlen(want));
 	assert_string_equal(buf, want);
-	assert_int_equal(virtio_mmio_cmdline(buf, strlen(want) + 1, 0xd0001000, 6),
+	assert_int_equal(virtio_mmio_device_spec(buf, strlen(want) + 1, 0xd0001000, 6),
 			 strlen(want));
-	assert_int_equal(virtio_mmio_cmdline(buf, strlen(want), 0xd0001000, 6),
+	assert_int_equal(virtio_mmio_device_spec(buf, strlen(want), 0xd0001000, 6),
 			 -ENOSPC);
-	assert_int_equal(virtio_mmio_cmdline(buf, sizeof(buf), 0x100000000ull, 14),
-			 strlen("virtio_mmio.device=512@0x100000000:14"));
-	assert_string_equal(buf, "virtio_mmio.device=512@0x100000000:14");
-	assert_int_equal(virtio_mmio_cmdline(buf, sizeof(buf), 0xd0000000, 0), -EINVAL);
+	assert_int_equal(virtio_mmio_device_spec(buf, sizeof(buf), 0x100000000ull, 14),
+			 strlen("512@0x100000000:14"));
+	assert_string_equal(buf, "512@0x100000000:14");
+	assert_int_equal(virtio_mmio_device_spec(buf, sizeof(buf), 0xd0000000, 0), -EINVAL);
 }
 
 int main(void)
@@ -846,7 +846,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_interrupt_without_event_idx, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_set_needs_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_validates, setup, teardown),
-		cmocka_unit_test(test_cmdline),
+		cmocka_unit_test(test_device_spec),
 	};
 
 	return cmocka_run_group_tests_name("virtio_mmio", tests, NULL, NULL);
