@@ -12,9 +12,10 @@
  *    throttles (keeps its request, retries after a completion) instead of
  *    failing it;
  *  - is created disabled, restricted to the opcodes erovm uses (READV,
- *    WRITEV, FSYNC, FALLOCATE, POLL_ADD; no SQE flags, no further io_uring_register
- *    calls) and only then enabled, so a compromised device model cannot
- *    use the ring for anything else.
+ *    WRITEV, FSYNC, FALLOCATE, POLL_ADD; ACCEPT, CONNECT, SENDMSG,
+ *    ASYNC_CANCEL, TIMEOUT for vsock's Unix sockets; no SQE flags, no
+ *    further io_uring_register calls) and only then enabled, so a
+ *    compromised device model cannot use the ring for anything else.
  *
  * Threads: after io_loop_start(), everything that touches the ring
  * (io_loop_get_sqe, io_loop_watch_eventfd, io_loop_defer) runs on the loop
@@ -31,8 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One per virtqueue of every device (VIRTIO_MMIO_MAX_DEVICES disks), plus the stop eventfd. */
-#define IO_LOOP_MAX_WATCHES 64
+/* One per virtqueue of every device, plus the stop eventfd. */
+#define IO_LOOP_MAX_WATCHES 192
 
 /* Embedded in the owner's request; its address is the SQE's user_data. */
 struct io_loop_op {
