@@ -82,4 +82,27 @@ static inline void vsock_backend_destroy(struct vsock_backend *be)
 	be->ops->destroy(be);
 }
 
+struct io_loop;
+
+/*
+ * The hybrid Unix-socket bridge (Firecracker's model), on @loop:
+ *  - host-initiated: it listens on @path; a host process connects and
+ *    writes "CONNECT <port>\n" (vsock_parse_connect), the guest is asked,
+ *    and the process reads "OK <host port>\n" once the guest accepted,
+ *    or sees the connection closed (refused, junk, or no line or no
+ *    answer within VSOCK_UNIX_HANDSHAKE_SECONDS);
+ *  - guest-initiated: a connection to host port P goes to the Unix socket
+ *    "@path_P", if something listens there.
+ * At most VSOCK_UNIX_MAX_HANDSHAKES host processes may be in the
+ * handshake at once; more wait in the listen backlog.
+ * @path must not exist, or be a stale socket (nobody accepts on it: it is
+ * replaced); it is removed again by destroy. Raises the soft fd limit to
+ * the hard one, for VSOCK_MAX_CONNS connections. Returns 0 or a negative
+ * errno with a message in @err.
+ */
+#define VSOCK_UNIX_MAX_HANDSHAKES 64
+#define VSOCK_UNIX_HANDSHAKE_SECONDS 10
+int vsock_unix_create(struct vsock_backend **out, struct io_loop *loop,
+		      const char *path, char *err, size_t err_size);
+
 #endif
