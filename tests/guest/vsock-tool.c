@@ -15,6 +15,10 @@
  *                               host: CONNECT PORT through the bridge at
  *                               PATH (retrying while the guest refuses or
  *                               the bridge is not there yet), then copy
+ *   hybrid-raw PATH TEXT        host: sends TEXT ("\n" for a newline) to the
+ *                               bridge at PATH and prints what comes back
+ *                               before it closes ("closed: REPLY"); exit 3
+ *                               if it stays open 30 seconds
  *   flood-client CID PORT N SIZE
  *                               guest: opens N connections at once, sends
  *                               SIZE bytes on each, checks each reply
@@ -28,6 +32,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -402,6 +407,40 @@ static int cmd_hybrid_connect(const char *path, uint32_t port, unsigned int retr
 	return 0;
 }
 
+static void still_open(int sig)
+{
+	(void)sig;
+	_exit(3);
+}
+
+static int cmd_hybrid_raw(const char *path, const char *text)
+{
+	struct sockaddr_un addr = unix_addr(path);
+	char out[256], reply[256];
+	size_t len = 0, got = 0;
+	ssize_t n;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+		die("%s: %s", path, strerror(errno));
+	for (const char *p = text; *p && len < sizeof(out); p++) {
+		if (p[0] == '\\' && p[1] == 'n') {
+			out[len++] = '\n';
+			p++;
+		} else {
+			out[len++] = *p;
+		}
+	}
+	write_all(fd, out, len);
+	signal(SIGALRM, still_open);
+	alarm(30);
+	while ((n = read(fd, reply + got, sizeof(reply) - 1 - got)) > 0)
+		got += (size_t)n;
+	reply[got] = '\0';
+	printf("closed: %s\n", reply);
+	return 0;
+}
+
 /* ---- Many connections at once. */
 
 static int cmd_flood_client(uint64_t cid, uint32_t port, unsigned int n, size_t size)
@@ -559,6 +598,8 @@ int main(int argc, char **argv)
 		}
 		return cmd_hybrid_connect(argv[2], (uint32_t)number(argv[3]), retry);
 	}
+	if (!strcmp(cmd, "hybrid-raw") && argc == 4)
+		return cmd_hybrid_raw(argv[2], argv[3]);
 	if (!strcmp(cmd, "flood-client") && argc == 6)
 		return cmd_flood_client(number(argv[2]), (uint32_t)number(argv[3]),
 					(unsigned int)number(argv[4]), number(argv[5]));
@@ -567,7 +608,7 @@ int main(int argc, char **argv)
 	fprintf(stderr,
 		"usage: vsock-tool gen SEED SIZE | connect CID PORT | listen PORT |\n"
 		"       unix-listen PATH [--pause-after BYTES --pause SECONDS --marker FILE] |\n"
-		"       hybrid-connect PATH PORT [--retry SECONDS] |\n"
+		"       hybrid-connect PATH PORT [--retry SECONDS] | hybrid-raw PATH TEXT |\n"
 		"       flood-client CID PORT N SIZE | flood-server PATH N\n");
 	return 2;
 }
