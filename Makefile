@@ -38,7 +38,10 @@ ROOTFS := $(BUILD)/rootfs.erofs
 EROFS_FLATTEN := $(BUILD)/tests/fixtures/erofs-flatten
 FIXTURES := $(BUILD)/fixtures
 
-PROGRAMS := $(VMM_RUN) $(GUEST_INIT) $(UNIT_TESTS) $(KVM_SMOKE) $(EROFS_FLATTEN)
+# Both ends of the vsock e2e test; static, for the guest's test disk.
+VSOCK_TOOL := $(BUILD)/tests/vsock-tool
+
+PROGRAMS := $(VMM_RUN) $(GUEST_INIT) $(UNIT_TESTS) $(KVM_SMOKE) $(EROFS_FLATTEN) $(VSOCK_TOOL)
 
 # Keep intermediate objects so rebuilds are incremental.
 .SECONDARY:
@@ -91,6 +94,11 @@ $(EROFS_FLATTEN): $(BUILD)/obj/tests/fixtures/erofs-flatten.o
 fixtures: $(EROFS_FLATTEN)
 	$(Q)tests/fixtures/build $(abspath $(FIXTURES)) $(abspath $(EROFS_FLATTEN))
 
+$(VSOCK_TOOL): $(BUILD)/obj/tests/guest/vsock-tool.o
+	@mkdir -p $(@D)
+	@echo "  LD [static] $@"
+	$(Q)$(CC) -static -o $@ $^
+
 $(KVM_SMOKE): $(BUILD)/obj/tests/kvm/smoke.o
 	@mkdir -p $(@D)
 	@echo "  LD $@"
@@ -125,6 +133,7 @@ paths:
 	@echo "guest_init=$(abspath $(GUEST_INIT))"
 	@echo "rootfs=$(abspath $(ROOTFS))"
 	@echo "kvm_smoke=$(abspath $(KVM_SMOKE))"
+	@echo "vsock_tool=$(abspath $(VSOCK_TOOL))"
 	@echo "erofs_flatten=$(abspath $(EROFS_FLATTEN))"
 	@echo "fixtures=$(abspath $(FIXTURES))"
 	@echo "unit_tests=$(abspath $(BUILD)/tests/unit)"

@@ -7,10 +7,16 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-/* The only SQE opcodes the ring accepts once enabled. */
+/*
+ * The only SQE opcodes the ring accepts once enabled: disk I/O, eventfd
+ * polls, and the vsock bridge's Unix sockets (ACCEPT, CONNECT, SENDMSG
+ * for MSG_NOSIGNAL, ASYNC_CANCEL to end a connection, TIMEOUT for its
+ * handshake deadlines).
+ */
 static const uint8_t allowed_opcodes[] = {
 	IORING_OP_READV, IORING_OP_WRITEV, IORING_OP_FSYNC, IORING_OP_POLL_ADD,
-	IORING_OP_FALLOCATE,
+	IORING_OP_FALLOCATE, IORING_OP_ACCEPT, IORING_OP_CONNECT,
+	IORING_OP_SENDMSG, IORING_OP_ASYNC_CANCEL, IORING_OP_TIMEOUT,
 };
 
 static int restrict_and_enable(struct io_loop *loop, char *err, size_t err_size)

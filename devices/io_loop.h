@@ -12,9 +12,10 @@
  *    throttles (keeps its request, retries after a completion) instead of
  *    failing it;
  *  - is created disabled, restricted to the opcodes erovm uses (READV,
- *    WRITEV, FSYNC, FALLOCATE, POLL_ADD; no SQE flags, no further io_uring_register
- *    calls) and only then enabled, so a compromised device model cannot
- *    use the ring for anything else.
+ *    WRITEV, FSYNC, FALLOCATE, POLL_ADD; ACCEPT, CONNECT, SENDMSG,
+ *    ASYNC_CANCEL, TIMEOUT for vsock's Unix sockets; no SQE flags, no
+ *    further io_uring_register calls) and only then enabled, so a
+ *    compromised device model cannot use the ring for anything else.
  *
  * Threads: after io_loop_start(), everything that touches the ring
  * (io_loop_get_sqe, io_loop_watch_eventfd, io_loop_defer) runs on the loop

@@ -23,6 +23,7 @@
 #include "devices/io_loop.h"
 #include "devices/serial_8250.h"
 #include "devices/virtio_blk.h"
+#include "devices/virtio_vsock.h"
 #include "vmm/boot.h"
 #include "vmm/bootconfig.h"
 #include "vmm/guest_abi.h"
@@ -65,6 +66,8 @@ struct options {
 	const char *cmdline_extra;
 	const char *serial_file;
 	const char *root_plan;
+	const char *vsock_path;
+	uint64_t vsock_cid;
 	bool boot_time;
 	bool verbose;
 	bool hugepages;
@@ -113,6 +116,12 @@ static void usage(FILE *out)
 "  --root-plan FILE      a mount plan (see vmm/mount_plan.h) for guest-init\n"
 "                        to run before COMMAND; COMMAND then runs inside the\n"
 "                        plan's root (e.g. layers assembled into an overlay)\n"
+"  --vsock PATH          a virtio-vsock device, bridged to Unix sockets:\n"
+"                        host processes connect to PATH and write\n"
+"                        \"CONNECT <port>\\n\" to reach a guest port (answer\n"
+"                        \"OK <host port>\\n\"); guest connections to host\n"
+"                        port P go to PATH_P\n"
+"  --vsock-cid N         the guest's vsock CID (default 3; 3..4294967295)\n"
 "  --cmdline TEXT        extra kernel command-line words\n"
 "  --serial FILE         write the kernel's console (ttyS0), its full log,\n"
 "                        to FILE\n"
@@ -179,6 +188,20 @@ static unsigned long long parse_number(const char *text, const char *what,
 	value = strtoull(text, &end, 0);
 	if (errno || end == text || *end || *text == '-')
 		die("--disk %s: %s '%s' is not a number", spec, what, text);
+	return value;
+}
+
+static uint64_t parse_cid(const char *text)
+{
+	unsigned long long value;
+	char *end;
+
+	errno = 0;
+	value = strtoull(text, &end, 10);
+	if (errno || end == text || *end || *text == '-' ||
+	    value < VSOCK_CID_MIN_GUEST || value > VSOCK_CID_MAX_GUEST)
+		die("--vsock-cid %s: not a guest CID (%d..%u; 0-2 are reserved)",
+		    text, VSOCK_CID_MIN_GUEST, VSOCK_CID_MAX_GUEST);
 	return value;
 }
 
@@ -329,7 +352,7 @@ static void parse_options(int argc, char **argv, struct options *opt)
 {
 	enum { OPT_KERNEL = 256, OPT_ROOTFS, OPT_DISK, OPT_MEM, OPT_CMDLINE,
 	       OPT_SERIAL, OPT_BOOT_TIME, OPT_VERBOSE, OPT_HUGEPAGES, OPT_ROOT_PLAN,
-	       OPT_HELP };
+	       OPT_VSOCK, OPT_VSOCK_CID, OPT_HELP };
 	static const struct option longopts[] = {
 		{ "kernel", required_argument, NULL, OPT_KERNEL },
 		{ "rootfs", required_argument, NULL, OPT_ROOTFS },
@@ -341,12 +364,15 @@ static void parse_options(int argc, char **argv, struct options *opt)
 		{ "verbose", no_argument, NULL, OPT_VERBOSE },
 		{ "hugepages", no_argument, NULL, OPT_HUGEPAGES },
 		{ "root-plan", required_argument, NULL, OPT_ROOT_PLAN },
+		{ "vsock", required_argument, NULL, OPT_VSOCK },
+		{ "vsock-cid", required_argument, NULL, OPT_VSOCK_CID },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ 0 },
 	};
 	int c;
 
-	*opt = (struct options){ .mem = 256 << 20, .nr_disks = 1 };
+	*opt = (struct options){ .mem = 256 << 20, .nr_disks = 1,
+				 .vsock_cid = VSOCK_CID_MIN_GUEST };
 	/* "+": stop at the first non-option, which must be "--". */
 	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
 		switch (c) {
@@ -364,6 +390,8 @@ static void parse_options(int argc, char **argv, struct options *opt)
 		case OPT_VERBOSE: opt->verbose = true; break;
 		case OPT_HUGEPAGES: opt->hugepages = true; break;
 		case OPT_ROOT_PLAN: opt->root_plan = optarg; break;
+		case OPT_VSOCK: opt->vsock_path = optarg; break;
+		case OPT_VSOCK_CID: opt->vsock_cid = parse_cid(optarg); break;
 		case OPT_HELP: usage(stdout); exit(0);
 		default: usage(stderr); exit(EXIT_SETUP);
 		}
@@ -465,7 +493,11 @@ struct machine {
 	struct virtio_blk *blks[MAX_DISKS];
 	int irq_fds[MAX_DISKS];
 	unsigned int nr_blks;
-	/* What Linux is told of each virtio-mmio device (VIRTIO_MMIO_PARAM). */
+	struct vsock_backend *vsock_backend;
+	struct virtio_vsock *vsock;
+	int vsock_irq_fd;
+	/* What Linux is told of each virtio-mmio device (VIRTIO_MMIO_PARAM),
+	 * in the order of their windows. */
 	char device_specs[VIRTIO_MMIO_MAX_DEVICES][32];
 	unsigned int nr_device_specs;
 	bool bootconfig_used;
@@ -553,6 +585,21 @@ static void add_legacy_devices(struct machine *m)
 		  "the guest control ports");
 }
 
+/*
+ * The next virtio-mmio window (devices take them in order) and its
+ * interrupt line: devices share the VIRTIO_MMIO_IRQS round-robin.
+ */
+static uint64_t next_mmio_window(const struct machine *m, unsigned int *irq)
+{
+	static const unsigned int irqs[] = VIRTIO_MMIO_IRQS;
+	unsigned int slot = m->nr_device_specs;
+
+	if (slot == VIRTIO_MMIO_MAX_DEVICES)
+		die("more than %d virtio devices", VIRTIO_MMIO_MAX_DEVICES);
+	*irq = irqs[slot % (sizeof(irqs) / sizeof(irqs[0]))];
+	return VIRTIO_MMIO_BASE + (uint64_t)slot * VIRTIO_MMIO_STRIDE;
+}
+
 /* Records the device at @base for the kernel (see finish_cmdline()). */
 static void announce_device(struct machine *m, uint64_t base, unsigned int irq)
 {
@@ -566,15 +613,18 @@ static void announce_device(struct machine *m, uint64_t base, unsigned int irq)
 
 static void add_disks(struct machine *m)
 {
-	static const unsigned int irqs[] = VIRTIO_MMIO_IRQS;
-	const unsigned int nr_irqs = sizeof(irqs) / sizeof(irqs[0]);
 	char err[256];
 
-	if (io_loop_init(&m->loop, 256, err, sizeof(err)))
+	/*
+	 * CQ 4096: disks throttle themselves at the cap, but vsock keeps a
+	 * read in flight for each of up to VSOCK_MAX_CONNS connections.
+	 */
+	if (io_loop_init(&m->loop, 2048, err, sizeof(err)))
 		die("cannot set up the I/O loop: %s", err);
 	for (unsigned int i = 0; i < m->opt.nr_disks; i++) {
 		const struct disk_arg *arg = &m->opt.disks[i];
-		uint64_t base = VIRTIO_MMIO_BASE + (uint64_t)i * VIRTIO_MMIO_STRIDE;
+		unsigned int irq;
+		uint64_t base = next_mmio_window(m, &irq);
 		struct virtio_mmio *transport;
 		int irq_fd;
 
@@ -595,11 +645,51 @@ static void add_disks(struct machine *m)
 			  "a virtio-blk device");
 		if (vm_add_ioeventfd(&m->vm, base + VIRTIO_MMIO_QUEUE_NOTIFY_OFFSET, 4, 0,
 				     transport->queues[0].notify_fd) ||
-		    vm_add_irqfd(&m->vm, irqs[i % nr_irqs], irq_fd))
+		    vm_add_irqfd(&m->vm, irq, irq_fd))
 			die("cannot wire %s to KVM (ioeventfd/irqfd): %s", arg->path,
 			    strerror(errno));
-		announce_device(m, base, irqs[i % nr_irqs]);
+		announce_device(m, base, irq);
 	}
+}
+
+/* A die() after the bridge's socket exists still removes it. */
+static struct vsock_backend *vsock_backend_at_exit;
+
+static void destroy_vsock_backend(void)
+{
+	if (vsock_backend_at_exit)
+		vsock_backend_destroy(vsock_backend_at_exit);
+}
+
+static void add_vsock(struct machine *m)
+{
+	unsigned int irq;
+	uint64_t base = next_mmio_window(m, &irq);
+	struct virtio_mmio *transport;
+	char err[512];
+	if (vsock_unix_create(&m->vsock_backend, &m->loop, m->opt.vsock_path,
+			      err, sizeof(err)))
+		die("--vsock %s: %s", m->opt.vsock_path, err);
+	vsock_backend_at_exit = m->vsock_backend;
+	atexit(destroy_vsock_backend);
+	m->vsock_irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (m->vsock_irq_fd < 0)
+		die("eventfd: %s", strerror(errno));
+	if (virtio_vsock_create(&m->vsock, &m->loop, m->vsock_backend, m->opt.vsock_cid,
+				&m->vm.mem, m->vsock_irq_fd, err, sizeof(err)))
+		die("--vsock %s: %s", m->opt.vsock_path, err);
+	transport = virtio_vsock_mmio(m->vsock);
+	check_bus(bus_register(&m->vm.mmio, base, VIRTIO_MMIO_REGION_SIZE,
+			       virtio_mmio_access, transport, "virtio-vsock"),
+		  "the virtio-vsock device");
+	for (unsigned int q = 0; q < VIRTIO_VSOCK_NR_QUEUES; q++) {
+		if (vm_add_ioeventfd(&m->vm, base + VIRTIO_MMIO_QUEUE_NOTIFY_OFFSET, 4, q,
+				     transport->queues[q].notify_fd))
+			die("cannot wire vsock to KVM (ioeventfd): %s", strerror(errno));
+	}
+	if (vm_add_irqfd(&m->vm, irq, m->vsock_irq_fd))
+		die("cannot wire vsock to KVM (irqfd): %s", strerror(errno));
+	announce_device(m, base, irq);
 }
 
 static void start_cmdline(const struct options *opt, char *cmdline, size_t size)
@@ -707,6 +797,12 @@ static void tear_down(struct machine *m)
 		blk_disk_close(&m->disks[i]);
 		close(m->irq_fds[i]);
 	}
+	if (m->vsock) {
+		virtio_vsock_destroy(m->vsock);
+		vsock_backend_at_exit = NULL;
+		vsock_backend_destroy(m->vsock_backend);
+		close(m->vsock_irq_fd);
+	}
 	serial_8250_destroy(&m->console_uart);
 	serial_8250_destroy(&m->command_uart);
 	i8042_destroy(&m->kbc);
@@ -785,6 +881,8 @@ int main(int argc, char **argv)
 	add_legacy_devices(&m);
 	start_cmdline(&m.opt, cmdline, sizeof(cmdline));
 	add_disks(&m);
+	if (m.opt.vsock_path)
+		add_vsock(&m);
 	handoff.initrd_size = finish_cmdline(&m, cmdline,
 					     boot_cmdline_limit(kernel, kernel_size),
 					     bootconfig, sizeof(bootconfig));

@@ -1,5 +1,6 @@
 /* Unit tests for devices/io_loop.c: restrictions, watches, defer, thread. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -61,6 +62,34 @@ static void test_ring_is_restricted(void **state)
 	assert_int_not_equal(fsync_op.res, -EACCES);
 	assert_int_equal(loop.inflight, 1); /* the stop watch */
 	close(fd);
+	io_loop_destroy(&loop);
+}
+
+/* vsock's additions are allowed; files still cannot be opened. */
+static void test_ring_allows_socket_ops_only(void **state)
+{
+	struct io_loop loop;
+	struct op_result cancel = { .op.complete = op_done };
+	struct op_result timeout = { .op.complete = op_done };
+	struct op_result openat = { .op.complete = op_done };
+	struct __kernel_timespec ts = { .tv_nsec = 1000 };
+	char err[256];
+
+	(void)state;
+	assert_int_equal(io_loop_init(&loop, 4, err, sizeof(err)), 0);
+	/* Nothing carries this user_data: not found, but not refused. */
+	io_uring_prep_cancel64(io_loop_get_sqe(&loop, &cancel.op), 0x1234, 0);
+	run_until(&loop, &cancel.calls, 1);
+	assert_int_equal(cancel.res, -ENOENT);
+
+	io_uring_prep_timeout(io_loop_get_sqe(&loop, &timeout.op), &ts, 0, 0);
+	run_until(&loop, &timeout.calls, 1);
+	assert_int_equal(timeout.res, -ETIME);
+
+	io_uring_prep_openat(io_loop_get_sqe(&loop, &openat.op), AT_FDCWD,
+			     "/dev/null", O_RDONLY, 0);
+	run_until(&loop, &openat.calls, 1);
+	assert_int_equal(openat.res, -EACCES);
 	io_loop_destroy(&loop);
 }
 
@@ -154,6 +183,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ring_is_restricted),
+		cmocka_unit_test(test_ring_allows_socket_ops_only),
 		cmocka_unit_test(test_in_flight_cap),
 		cmocka_unit_test(test_watch_defer_and_thread),
 		cmocka_unit_test(test_defer_runs_once),
