@@ -47,7 +47,21 @@ ROOTFS := $(BUILD)/rootfs.erofs
 EROFS_FLATTEN := $(BUILD)/tests/fixtures/erofs-flatten
 FIXTURES := $(BUILD)/fixtures
 
-PROGRAMS := $(VMM_RUN) $(GUEST_INIT) $(UNIT_TESTS) $(KVM_SMOKE) $(EROFS_FLATTEN)
+# erovm-ctl: the host's client of the guest control service.
+EROVM_CTL := $(BUILD)/erovm-ctl
+EROVM_CTL_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard ctl/*.c)) $(RPC_OBJS:%=$(BUILD)/obj/%)
+
+# Host tests of the control service: guest-init's loop on Unix sockets
+# (sanitized, like the unit tests) and a stand-in for the hybrid vsock.
+HOST_TESTS := $(BUILD)/tests/host
+CONTROL_HOST := $(HOST_TESTS)/control-host
+HYBRID_BRIDGE := $(HOST_TESTS)/hybrid-bridge
+CONTROL_CALL := $(HOST_TESTS)/control-call
+CONTROL_HOST_OBJS := $(patsubst %.c,$(BUILD)/san/%.o,tests/host/control-host.c vmm/mount_plan.c \
+	$(filter-out guest-init/init.c,$(wildcard guest-init/*.c))) $(RPC_OBJS:%=$(BUILD)/san/%)
+
+PROGRAMS := $(VMM_RUN) $(GUEST_INIT) $(UNIT_TESTS) $(KVM_SMOKE) $(EROFS_FLATTEN) \
+	$(EROVM_CTL) $(CONTROL_HOST) $(HYBRID_BRIDGE) $(CONTROL_CALL)
 
 # Keep intermediate objects so rebuilds are incremental.
 .SECONDARY:
@@ -115,6 +129,27 @@ $(EROFS_FLATTEN): $(BUILD)/obj/tests/fixtures/erofs-flatten.o
 fixtures: $(EROFS_FLATTEN)
 	$(Q)tests/fixtures/build $(abspath $(FIXTURES)) $(abspath $(EROFS_FLATTEN))
 
+$(EROVM_CTL): $(EROVM_CTL_OBJS)
+	@mkdir -p $(@D)
+	@echo "  LD $@"
+	$(Q)$(CC) -o $@ $^ $(PROTOBUF_LIBS)
+
+$(CONTROL_HOST): $(CONTROL_HOST_OBJS)
+	@mkdir -p $(@D)
+	@echo "  LD [san] $@"
+	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(PROTOBUF_LIBS)
+
+$(HYBRID_BRIDGE): $(BUILD)/obj/tests/host/hybrid-bridge.o
+	@mkdir -p $(@D)
+	@echo "  LD $@"
+	$(Q)$(CC) -o $@ $^
+
+$(CONTROL_CALL): $(BUILD)/obj/tests/host/control-call.o $(BUILD)/obj/ctl/hybrid_vsock.o \
+		$(RPC_OBJS:%=$(BUILD)/obj/%)
+	@mkdir -p $(@D)
+	@echo "  LD $@"
+	$(Q)$(CC) -o $@ $^ $(PROTOBUF_LIBS)
+
 $(KVM_SMOKE): $(BUILD)/obj/tests/kvm/smoke.o
 	@mkdir -p $(@D)
 	@echo "  LD $@"
@@ -147,11 +182,13 @@ paths:
 	$(Q)tests/testhost/prepare --print-paths
 	@echo "vmm_run=$(abspath $(VMM_RUN))"
 	@echo "guest_init=$(abspath $(GUEST_INIT))"
+	@echo "erovm_ctl=$(abspath $(EROVM_CTL))"
 	@echo "rootfs=$(abspath $(ROOTFS))"
 	@echo "kvm_smoke=$(abspath $(KVM_SMOKE))"
 	@echo "erofs_flatten=$(abspath $(EROFS_FLATTEN))"
 	@echo "fixtures=$(abspath $(FIXTURES))"
 	@echo "unit_tests=$(abspath $(BUILD)/tests/unit)"
+	@echo "host_tests=$(abspath $(HOST_TESTS))"
 
 clean:
 	rm -rf $(BUILD)

@@ -899,6 +899,7 @@ int ttrpc_client_wait(struct ttrpc_client *client, uint32_t stream_id,
 
 	for (;;) {
 		struct pollfd pfd = { .fd = client->fd, .events = POLLIN };
+		/* An answer that came just before the connection ended still counts. */
 		int ret = ttrpc_client_take(client, stream_id, result), wait_ms = -1;
 
 		if (ret != 0)
@@ -914,11 +915,8 @@ int ttrpc_client_wait(struct ttrpc_client *client, uint32_t stream_id,
 		}
 		if (poll(&pfd, 1, wait_ms) < 0 && errno != EINTR)
 			return -errno;
-		if (pfd.revents) {
-			ret = ttrpc_client_receive(client);
-			if (ret < 0)
-				return ret;
-		}
+		if (pfd.revents)
+			ttrpc_client_receive(client);	/* errors stick; take reports them */
 	}
 }
 

@@ -283,7 +283,8 @@ int ttrpc_client_send(struct ttrpc_client *client, const char *service, const ch
  * ttrpc_client_take(). Returns 0, -EPIPE if the server closed the
  * connection, -EPROTO if it broke the protocol (a response nobody asked
  * for, a truncated frame, an undecodable response), or another negative
- * errno. After an error every outstanding call fails with it.
+ * errno. Responses read before an error stay takeable; the calls still
+ * outstanding fail with it.
  */
 int ttrpc_client_receive(struct ttrpc_client *client);
 
