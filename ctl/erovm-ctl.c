@@ -210,10 +210,10 @@ static int cmd_shutdown(const char *vsock)
 	return simple_call(vsock, GUEST_CONTROL_SERVICE_SYSTEM, "Shutdown", NULL, NULL) ? 0 : 1;
 }
 
-/* Reads a plan file of at most MOUNT_PLAN_MAX_TEXT bytes, NUL-terminated. */
-static char *read_plan(const char *path)
+/* Reads a plan file of at most MOUNT_PLAN_MAX_TEXT bytes into *@len. */
+static char *read_plan(const char *path, size_t *plan_len)
 {
-	char *text = malloc(MOUNT_PLAN_MAX_TEXT + 2);
+	char *text = malloc(MOUNT_PLAN_MAX_TEXT + 1);
 	size_t len = 0;
 	FILE *file;
 
@@ -236,7 +236,7 @@ static char *read_plan(const char *path)
 		return NULL;
 	}
 	fclose(file);
-	text[len] = '\0';
+	*plan_len = len;
 	return text;
 }
 
@@ -247,13 +247,13 @@ static int cmd_mount_plan(const char *vsock, int argc, char **argv)
 
 	if (argc != 2)
 		usage_error("mount-plan takes one FILE");
-	request.plan = read_plan(argv[1]);
-	if (!request.plan)
+	request.plan.data = (uint8_t *)read_plan(argv[1], &request.plan.len);
+	if (!request.plan.data)
 		return 1;
 	applied = (Erovm__Control__V1__ApplyResponse *)simple_call(
 		vsock, GUEST_CONTROL_SERVICE_MOUNT, "Apply", &request.base,
 		&erovm__control__v1__apply_response__descriptor);
-	free(request.plan);
+	free(request.plan.data);
 	if (!applied)
 		return 1;
 	printf("root: %s\n", applied->root[0] ? applied->root : "(none)");

@@ -206,7 +206,8 @@ static void mount_apply(struct ttrpc_call *call, const uint8_t *payload, size_t 
 				"Apply: %s", request ? "out of memory" : "undecodable request");
 		goto out;
 	}
-	if (mount_plan_parse(request->plan, strlen(request->plan), plan, err, sizeof(err)) < 0) {
+	if (mount_plan_parse((const char *)request->plan.data, request->plan.len, plan, err,
+			     sizeof(err)) < 0) {
 		ttrpc_call_fail(call, TTRPC_INVALID_ARGUMENT, "plan: %s", err);
 		goto out;
 	}
