@@ -32,7 +32,7 @@ static void usage(FILE *out)
 "commands:\n"
 "  exec [-t] [-e KEY=VALUE]... [-w DIR] [-u UID[:GID]] [-r ROOT] [-i ID] -- COMMAND [ARG]...\n"
 "        run COMMAND in the guest with erovm-ctl's stdin, stdout and stderr;\n"
-"        SIGINT, SIGTERM and SIGHUP are passed on to it. -t: on a new\n"
+"        SIGINT, SIGTERM, SIGHUP and SIGQUIT are passed on to it. -t: on a new\n"
 "        terminal (the local one in raw mode, its size kept in step);\n"
 "        -e: add to the environment (PATH and HOME have defaults; -t adds\n"
 "        TERM from ours); -w: working directory; -u: user and group\n"

@@ -521,6 +521,7 @@ int ctl_exec(const struct exec_options *opt)
 	sigaddset(&forwarded, SIGINT);
 	sigaddset(&forwarded, SIGTERM);
 	sigaddset(&forwarded, SIGHUP);
+	sigaddset(&forwarded, SIGQUIT);
 	sigaddset(&forwarded, SIGWINCH);
 	sigprocmask(SIG_BLOCK, &forwarded, NULL);
 	s->signal_fd = signalfd(-1, &forwarded, SFD_NONBLOCK | SFD_CLOEXEC);

@@ -668,7 +668,7 @@ struct pending_call {
 
 struct ttrpc_client {
 	int fd;
-	uint32_t next_stream_id;
+	uint64_t next_stream_id;	/* past UINT32_MAX: ids are used up */
 	struct ttrpc_reader reader;
 	struct pending_call calls[TTRPC_CLIENT_MAX_CALLS];
 	int error;		/* sticky: the connection ended */
@@ -844,20 +844,20 @@ int ttrpc_client_send(struct ttrpc_client *client, const char *service, const ch
 			call = &client->calls[i];
 	if (!call)
 		return -EBUSY;
-	/* Odd ids, increasing; the last odd id below 2^32 ends the connection. */
-	if (client->next_stream_id == 0 || client->next_stream_id % 2 == 0)
+	/* Odd and increasing: after 2^31 calls a connection has no ids left. */
+	if (client->next_stream_id > UINT32_MAX)
 		return -EOVERFLOW;
 
 	request.service = (char *)service;
 	request.method = (char *)method;
 	request.payload.data = (uint8_t *)payload;
 	request.payload.len = len;
-	ret = ttrpc_encode_frame(client->next_stream_id, TTRPC_TYPE_REQUEST, 0, &request.base,
-				 &frame, &frame_len);
+	ret = ttrpc_encode_frame((uint32_t)client->next_stream_id, TTRPC_TYPE_REQUEST, 0,
+				 &request.base, &frame, &frame_len);
 	if (ret < 0)
 		return ret;
 	call->state = PENDING_WAITING;
-	call->stream_id = client->next_stream_id;
+	call->stream_id = (uint32_t)client->next_stream_id;
 	client->next_stream_id += 2;
 	ret = client_write_all(client, frame, frame_len);
 	free(frame);

@@ -273,7 +273,8 @@ int ttrpc_client_fd(const struct ttrpc_client *client);
  * Sends a request for @service/@method with @payload (@len bytes) and
  * returns its stream id in *@stream_id. Waits until the request is
  * written. Returns 0, -EMSGSIZE (too large), -EBUSY (too many calls
- * outstanding), -EPIPE (connection closed), or another negative errno.
+ * outstanding), -EOVERFLOW (the connection used all 2^31 odd stream ids),
+ * -EPIPE (connection closed), or another negative errno.
  */
 int ttrpc_client_send(struct ttrpc_client *client, const char *service, const char *method,
 		      const void *payload, size_t len, uint32_t *stream_id);
