@@ -13,6 +13,7 @@ CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
 LIB_CFLAGS = $(shell pkg-config --cflags liburing)
 LIB_LIBS = $(shell pkg-config --libs liburing) -lpthread
+PROTOBUF_LIBS = $(shell pkg-config --libs libprotobuf-c)
 
 ifeq ($(V),1)
 Q :=
@@ -24,6 +25,13 @@ endif
 # (every unit test links all of it; the linker keeps what it uses).
 VMM_SRCS := $(filter-out vmm/main.c,$(wildcard vmm/*.c devices/*.c))
 
+# Protocol buffers: proto/*.proto compiled by protoc-c into $(BUILD)/gen.
+PROTO_GEN := $(BUILD)/gen
+PROTO_HDRS := $(patsubst %.proto,$(PROTO_GEN)/%.pb-c.h,$(wildcard proto/*.proto))
+STD_CFLAGS += -I$(PROTO_GEN)
+# ttrpc and the generated messages: shared by guest-init, erovm-ctl and tests.
+RPC_OBJS := $(patsubst %.c,%.o,$(wildcard ttrpc/*.c)) $(PROTO_HDRS:$(PROTO_GEN)/%.h=gen/%.o)
+
 UNIT_TEST_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_TESTS := $(UNIT_TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 KVM_SMOKE := $(BUILD)/tests/kvm-smoke
@@ -31,7 +39,8 @@ VMM_RUN := $(BUILD)/vmm-run
 
 # guest-init: PID 1 of the guest. Static: the root image has no libraries.
 GUEST_INIT := $(BUILD)/guest-init
-GUEST_INIT_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard guest-init/*.c) vmm/guest_args.c vmm/mount_plan.c)
+GUEST_INIT_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard guest-init/*.c) vmm/guest_args.c vmm/mount_plan.c) \
+	$(RPC_OBJS:%=$(BUILD)/obj/%)
 ROOTFS := $(BUILD)/rootfs.erofs
 
 # Test fixtures: EROFS layers, a multi-blob flat image, an ext4 upper.
@@ -41,7 +50,21 @@ FIXTURES := $(BUILD)/fixtures
 # Both ends of the vsock e2e test; static, for the guest's test disk.
 VSOCK_TOOL := $(BUILD)/tests/vsock-tool
 
-PROGRAMS := $(VMM_RUN) $(GUEST_INIT) $(UNIT_TESTS) $(KVM_SMOKE) $(EROFS_FLATTEN) $(VSOCK_TOOL)
+# erovm-ctl: the host's client of the guest control service.
+EROVM_CTL := $(BUILD)/erovm-ctl
+EROVM_CTL_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard ctl/*.c)) $(RPC_OBJS:%=$(BUILD)/obj/%)
+
+# Host tests of the control service: guest-init's loop on Unix sockets
+# (sanitized, like the unit tests) and a stand-in for the hybrid vsock.
+HOST_TESTS := $(BUILD)/tests/host
+CONTROL_HOST := $(HOST_TESTS)/control-host
+HYBRID_BRIDGE := $(HOST_TESTS)/hybrid-bridge
+CONTROL_CALL := $(HOST_TESTS)/control-call
+CONTROL_HOST_OBJS := $(patsubst %.c,$(BUILD)/san/%.o,tests/host/control-host.c vmm/mount_plan.c \
+	$(filter-out guest-init/init.c,$(wildcard guest-init/*.c))) $(RPC_OBJS:%=$(BUILD)/san/%)
+
+PROGRAMS := $(VMM_RUN) $(GUEST_INIT) $(UNIT_TESTS) $(KVM_SMOKE) $(EROFS_FLATTEN) \
+	$(VSOCK_TOOL) $(EROVM_CTL) $(CONTROL_HOST) $(HYBRID_BRIDGE) $(CONTROL_CALL)
 
 # Keep intermediate objects so rebuilds are incremental.
 .SECONDARY:
@@ -53,21 +76,36 @@ all: programs kernels rootfs fixtures
 
 programs: $(PROGRAMS)
 
+$(PROTO_GEN)/%.pb-c.c $(PROTO_GEN)/%.pb-c.h: %.proto
+	@mkdir -p $(@D)
+	@echo "  PROTOC-C $<"
+	$(Q)protoc-c --proto_path=. --c_out=$(PROTO_GEN) $<
+
 # Unit tests and the code they test are built with ASan and UBSan.
-$(BUILD)/san/%.o: %.c
+$(BUILD)/san/%.o: %.c | $(PROTO_HDRS)
 	@mkdir -p $(@D)
 	@echo "  CC [san] $<"
 	$(Q)$(CC) $(STD_CFLAGS) $(CFLAGS) $(SAN_FLAGS) $(CMOCKA_CFLAGS) $(LIB_CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/unit/%: $(BUILD)/san/tests/unit/%.o $(VMM_SRCS:%.c=$(BUILD)/san/%.o)
+$(BUILD)/san/gen/%.o: $(PROTO_GEN)/%.c | $(PROTO_HDRS)
+	@mkdir -p $(@D)
+	@echo "  CC [san] $<"
+	$(Q)$(CC) $(STD_CFLAGS) $(CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+
+$(BUILD)/tests/unit/%: $(BUILD)/san/tests/unit/%.o $(VMM_SRCS:%.c=$(BUILD)/san/%.o) $(RPC_OBJS:%=$(BUILD)/san/%)
 	@mkdir -p $(@D)
 	@echo "  LD [san] $@"
-	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIB_LIBS)
+	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIB_LIBS) $(PROTOBUF_LIBS)
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c | $(PROTO_HDRS)
 	@mkdir -p $(@D)
 	@echo "  CC $<"
 	$(Q)$(CC) $(STD_CFLAGS) $(CFLAGS) $(LIB_CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/gen/%.o: $(PROTO_GEN)/%.c | $(PROTO_HDRS)
+	@mkdir -p $(@D)
+	@echo "  CC $<"
+	$(Q)$(CC) $(STD_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(VMM_RUN): $(BUILD)/obj/vmm/main.o $(VMM_SRCS:%.c=$(BUILD)/obj/%.o)
 	@mkdir -p $(@D)
@@ -77,7 +115,7 @@ $(VMM_RUN): $(BUILD)/obj/vmm/main.o $(VMM_SRCS:%.c=$(BUILD)/obj/%.o)
 $(GUEST_INIT): $(GUEST_INIT_OBJS)
 	@mkdir -p $(@D)
 	@echo "  LD [static] $@"
-	$(Q)$(CC) -static -o $@ $^
+	$(Q)$(CC) -static -o $@ $^ $(PROTOBUF_LIBS)
 
 # Always run: mkrootfs caches by content and does nothing when the image
 # already matches guest-init, busybox, mkfs.erofs and itself.
@@ -98,6 +136,27 @@ $(VSOCK_TOOL): $(BUILD)/obj/tests/guest/vsock-tool.o
 	@mkdir -p $(@D)
 	@echo "  LD [static] $@"
 	$(Q)$(CC) -static -o $@ $^
+
+$(EROVM_CTL): $(EROVM_CTL_OBJS)
+	@mkdir -p $(@D)
+	@echo "  LD $@"
+	$(Q)$(CC) -o $@ $^ $(PROTOBUF_LIBS)
+
+$(CONTROL_HOST): $(CONTROL_HOST_OBJS)
+	@mkdir -p $(@D)
+	@echo "  LD [san] $@"
+	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(PROTOBUF_LIBS)
+
+$(HYBRID_BRIDGE): $(BUILD)/obj/tests/host/hybrid-bridge.o
+	@mkdir -p $(@D)
+	@echo "  LD $@"
+	$(Q)$(CC) -o $@ $^
+
+$(CONTROL_CALL): $(BUILD)/obj/tests/host/control-call.o $(BUILD)/obj/ctl/hybrid_vsock.o \
+		$(RPC_OBJS:%=$(BUILD)/obj/%)
+	@mkdir -p $(@D)
+	@echo "  LD $@"
+	$(Q)$(CC) -o $@ $^ $(PROTOBUF_LIBS)
 
 $(KVM_SMOKE): $(BUILD)/obj/tests/kvm/smoke.o
 	@mkdir -p $(@D)
@@ -131,12 +190,14 @@ paths:
 	$(Q)tests/testhost/prepare --print-paths
 	@echo "vmm_run=$(abspath $(VMM_RUN))"
 	@echo "guest_init=$(abspath $(GUEST_INIT))"
+	@echo "erovm_ctl=$(abspath $(EROVM_CTL))"
 	@echo "rootfs=$(abspath $(ROOTFS))"
 	@echo "kvm_smoke=$(abspath $(KVM_SMOKE))"
 	@echo "vsock_tool=$(abspath $(VSOCK_TOOL))"
 	@echo "erofs_flatten=$(abspath $(EROFS_FLATTEN))"
 	@echo "fixtures=$(abspath $(FIXTURES))"
 	@echo "unit_tests=$(abspath $(BUILD)/tests/unit)"
+	@echo "host_tests=$(abspath $(HOST_TESTS))"
 
 clean:
 	rm -rf $(BUILD)

@@ -1,12 +1,18 @@
 /*
  * guest_init.h - guest-init, PID 1 of an erovm guest: mounts the usual
  * filesystems, runs the command from the kernel command line and reports
- * its exit status to the monitor (vmm/guest_abi.h).
+ * its exit status to the monitor, and serves the control service over
+ * vsock (guest-init/control.h; the contract is vmm/guest_abi.h).
  */
 #ifndef EROVM_GUEST_INIT_H
 #define EROVM_GUEST_INIT_H
 
 #include <stdnoreturn.h>
+
+#include "vmm/mount_plan.h"
+
+/* System.Version's init_version. */
+#define GUEST_INIT_VERSION "erovm guest-init 0.1"
 
 /* Prints "guest-init: MESSAGE" on /dev/console (fd 2). */
 void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -29,6 +35,15 @@ void mount_dev(void);
  * Fails on any mount the command may rely on; reports the others.
  */
 void mount_filesystems(void);
+
+/*
+ * Unmounts every filesystem but / and /dev, last mounted first, so that
+ * writable ones are clean when the VM ends. Failures are only reported.
+ */
+void unmount_all(void);
+
+/* How guest-init runs mount plans: the real system calls, /sys/block, report(). */
+const struct mount_plan_env *guest_plan_env(void);
 
 /*
  * Runs the mount plan from the disk with serial GUEST_PLAN_SERIAL, if

@@ -3,6 +3,7 @@
  * monitor expects of it and for the kernel command line it expects.
  */
 #include "guest-init/guest_init.h"
+#include "guest-init/control.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -42,14 +43,15 @@ static void open_console(void)
 
 /*
  * Returns the command's argv, decoded from guest-init's own arguments
- * (see vmm/guest_abi.h). Decodes copies so /proc/1/cmdline stays readable.
+ * (see vmm/guest_abi.h), or NULL if there is none (service mode).
+ * Decodes copies so /proc/1/cmdline stays readable.
  */
 static char **decode_command(int argc, char *argv[])
 {
 	char **command;
 
 	if (argc < 2)
-		fail("no command: expected \"init=/sbin/init -- COMMAND [ARG]...\" on the kernel command line");
+		return NULL;
 	command = calloc((size_t)argc, sizeof(*command));
 	if (!command)
 		fail("calloc: %s", strerror(errno));
@@ -135,23 +137,41 @@ static noreturn void exec_command(char *argv[], int output_fd, const char *root)
 	_exit(err == ENOENT || err == ENOTDIR ? 127 : 126);
 }
 
-/*
- * Reaps every child (orphans are re-parented to PID 1) until @command
- * ends; returns its exit status, or 128 + the signal that killed it.
- */
-static int wait_for_command(pid_t command)
+static int set_wall_clock(const struct timespec *time)
 {
-	int wstatus;
-	pid_t pid;
+	return clock_settime(CLOCK_REALTIME, time) < 0 ? -errno : 0;
+}
 
-	do {
-		pid = waitpid(-1, &wstatus, 0);
-		if (pid < 0 && errno != EINTR)
-			fail("waitpid: %s", strerror(errno));
-	} while (pid != command);
-	if (WIFEXITED(wstatus))
-		return WEXITSTATUS(wstatus);
-	return 128 + WTERMSIG(wstatus);
+/*
+ * Listens on the control service's vsock ports when the guest has vsock.
+ * Without vsock, or if listening fails, service mode has nothing to do.
+ */
+static void listen_control(struct control_config *cfg, bool service_mode)
+{
+	int control_fd, stream_fd;
+
+	if (!control_have_vsock()) {
+		if (service_mode)
+			fail("no command on the kernel command line and no vsock device: nothing to do");
+		return;
+	}
+	control_fd = control_listen_vsock(GUEST_VSOCK_CONTROL_PORT);
+	stream_fd = control_listen_vsock(GUEST_VSOCK_STREAM_PORT);
+	if (control_fd < 0 || stream_fd < 0) {
+		int err = control_fd < 0 ? -control_fd : -stream_fd;
+
+		if (service_mode)
+			fail("listen on vsock ports %d and %d: %s", GUEST_VSOCK_CONTROL_PORT,
+			     GUEST_VSOCK_STREAM_PORT, strerror(err));
+		report("no control service: listen on vsock: %s", strerror(err));
+		if (control_fd >= 0)
+			close(control_fd);
+		if (stream_fd >= 0)
+			close(stream_fd);
+		return;
+	}
+	cfg->control_listen_fd = control_fd;
+	cfg->stream_listen_fd = stream_fd;
 }
 
 static long long monotonic_ms(void)
@@ -200,10 +220,13 @@ static void stop_remaining_processes(void)
 
 int main(int argc, char *argv[])
 {
-	int output_fd, status;
+	struct control_config cfg = {
+		.control_listen_fd = -1, .stream_listen_fd = -1,
+		.mount_env = guest_plan_env(), .set_time = set_wall_clock,
+	};
+	int output_fd = -1, status = 0;
 	char **command_argv;
 	const char *root;
-	pid_t command;
 
 	if (ioperm(GUEST_PORT_BASE, GUEST_PORT_LEN, 1) < 0)
 		fail("ioperm: %s", strerror(errno));
@@ -214,19 +237,27 @@ int main(int argc, char *argv[])
 	command_argv = decode_command(argc, argv);
 	mount_filesystems();
 	root = run_mount_plan();
-	output_fd = open_command_output();
+	listen_control(&cfg, !command_argv);
 
-	command = fork();
-	if (command < 0)
-		fail("fork: %s", strerror(errno));
-	if (command == 0)
-		exec_command(command_argv, output_fd, root);
+	if (command_argv) {
+		output_fd = open_command_output();
+		cfg.command = fork();
+		if (cfg.command < 0)
+			fail("fork: %s", strerror(errno));
+		if (cfg.command == 0)
+			exec_command(command_argv, output_fd, root);
+	}
 
-	status = wait_for_command(command);
-	outb(GUEST_MARKER_COMMAND_FINISHED, GUEST_PORT_MARKER);
+	/* Until the command ends, or System.Shutdown in service mode. */
+	if (control_run(&cfg, &status) < 0)
+		fail("the control loop could not start");
+	if (command_argv)
+		outb(GUEST_MARKER_COMMAND_FINISHED, GUEST_PORT_MARKER);
 	stop_remaining_processes();
+	unmount_all();
 	/* The reset would cut off output still in the UART's queue. */
-	tcdrain(output_fd);
+	if (output_fd >= 0)
+		tcdrain(output_fd);
 	sync();
 	outl((unsigned int)status, GUEST_PORT_STATUS);
 	end_vm();

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -260,4 +261,56 @@ void mount_filesystems(void)
 		fail("a filesystem the command needs is missing");
 	mount_writable_etc();
 	set_hostname();
+}
+
+/* Longest mount list unmount_all() handles; the guest has a few dozen. */
+#define UNMOUNT_MAX 512
+
+/* Undoes mountinfo's escapes (\040 for a space, ...) in place. */
+static void unescape_mount_point(char *s)
+{
+	char *out = s;
+
+	for (char *p = s; *p; p++) {
+		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
+		    p[3] >= '0' && p[3] <= '7') {
+			*out++ = (char)((p[1] - '0') << 6 | (p[2] - '0') << 3 | (p[3] - '0'));
+			p += 3;
+		} else {
+			*out++ = *p;
+		}
+	}
+	*out = '\0';
+}
+
+void unmount_all(void)
+{
+	char *points[UNMOUNT_MAX], line[PATH_MAX + 512];
+	size_t count = 0;
+	FILE *file;
+
+	file = fopen("/proc/self/mountinfo", "re");
+	if (!file) {
+		report("unmount: open /proc/self/mountinfo: %s", strerror(errno));
+		return;
+	}
+	/* "ID PARENT MAJ:MIN ROOT MOUNT-POINT ...": the fifth field. */
+	while (count < UNMOUNT_MAX && fgets(line, sizeof(line), file)) {
+		char point[PATH_MAX + 1];
+
+		if (sscanf(line, "%*s %*s %*s %*s %4096s", point) != 1)
+			continue;
+		unescape_mount_point(point);
+		if (!strcmp(point, "/") || !strcmp(point, "/dev"))
+			continue;	/* the root, and the console guest-init holds */
+		points[count] = strdup(point);
+		if (points[count])
+			count++;
+	}
+	fclose(file);
+	while (count--) {
+		if (umount2(points[count], 0) < 0 && errno != EINVAL && errno != ENOENT)
+			report("unmount %s: %s", points[count], strerror(errno));
+		free(points[count]);
+	}
 }

@@ -27,6 +27,16 @@ static void log_step(void *ctx, const char *line)
 	report("plan: %s", line);
 }
 
+static const struct mount_plan_env plan_env = {
+	.ops = &mount_plan_system_ops, .resolve_serial = mount_plan_find_disk,
+	.log = log_step, .ctx = sys_block,
+};
+
+const struct mount_plan_env *guest_plan_env(void)
+{
+	return &plan_env;
+}
+
 /* The plan disk's text: up to the first NUL, at most MOUNT_PLAN_MAX_TEXT. */
 static char *read_plan(const char *device, size_t *len)
 {
@@ -60,10 +70,6 @@ static char *read_plan(const char *device, size_t *len)
 const char *run_mount_plan(void)
 {
 	static struct mount_plan plan;
-	const struct mount_plan_env env = {
-		.ops = &mount_plan_system_ops, .resolve_serial = mount_plan_find_disk,
-		.log = log_step, .ctx = sys_block,
-	};
 	char device[64], err[512];
 	size_t len;
 	char *text;
@@ -78,7 +84,7 @@ const char *run_mount_plan(void)
 	if (mount_plan_parse(text, len, &plan, err, sizeof(err)) < 0)
 		fail("plan: %s", err);
 	free(text);
-	if (mount_plan_execute(&plan, &env, err, sizeof(err)) < 0)
+	if (mount_plan_execute(&plan, &plan_env, err, sizeof(err)) < 0)
 		fail("plan: %s", err);
 	if (plan.root_index < 0)
 		return NULL;

@@ -55,7 +55,7 @@
  * and %00 (a C string holds no NUL) are all errors.
  *
  * Failures inside the guest. When guest-init cannot run the command at
- * all (no port access, a bad or missing command, no ttyS1, a failed
+ * all (no port access, a bad command, no command and no vsock, no ttyS1, a failed
  * mount of /dev, /proc, /sys, or a tmpfs: /run, /tmp, /dev/shm, /etc, or
  * a mount plan that does not parse or whose execution fails),
  * it reports why on /dev/console and reboots without writing a status,
@@ -63,6 +63,38 @@
  * written: its exit code, 128 + the signal number if a signal killed it,
  * 127 if it was not found and 126 if it could not be executed (as a shell
  * does). A failed cgroup2 or devpts mount is only reported.
+ *
+ * The control service. When the guest has a vsock device (it has a CID),
+ * guest-init listens on two vsock ports (any CID) and serves both from its
+ * single poll() loop, which also reaps children:
+ *
+ *   GUEST_VSOCK_CONTROL_PORT  ttrpc (containerd's framing, ttrpc/ttrpc.h)
+ *                             serving proto/erovm_control.proto: services
+ *                             GUEST_CONTROL_SERVICE_SYSTEM, _MOUNT and
+ *                             _PROCESS.
+ *   GUEST_VSOCK_STREAM_PORT   the stdio streams of processes started with
+ *                             Process.Start: connect, write the stream id
+ *                             (1 to GUEST_STREAM_ID_MAX bytes of
+ *                             [A-Za-z0-9._-]) and "\n", then raw bytes.
+ *                             Start waits up to GUEST_STREAM_CONNECT_TIMEOUT_MS
+ *                             for the streams it names; a stream no Start
+ *                             claims is closed after
+ *                             GUEST_STREAM_UNCLAIMED_TIMEOUT_MS. EOF on a
+ *                             stdin stream closes the process's stdin;
+ *                             stdout and stderr streams are closed once the
+ *                             process exited and its output was delivered.
+ *                             The full rules are in the .proto, above
+ *                             service Process.
+ *
+ * Modes. With a command after " -- " (command mode, vmm-run's), guest-init
+ * runs it as above and serves the control service while it runs; the
+ * VM ends when the command does. With no word after "--", or no "--"
+ * (service mode), guest-init needs vsock (else it fails as above) and
+ * serves until System.Shutdown; then it stops every process (SIGTERM,
+ * SIGKILL after 1 s), unmounts everything it can but / and /dev, syncs,
+ * writes status 0 and resets the guest. In command mode, System.Shutdown
+ * sends the command SIGTERM (SIGKILL after 1 s) and the command's status
+ * is reported. Both modes unmount before the status write.
  */
 #ifndef EROVM_GUEST_ABI_H
 #define EROVM_GUEST_ABI_H
@@ -86,6 +118,17 @@
  * before the command, and runs the command inside the plan's root.
  */
 #define GUEST_PLAN_SERIAL "erovm-plan"
+
+/* The control service: see above and proto/erovm_control.proto. */
+#define GUEST_VSOCK_CONTROL_PORT 1024
+#define GUEST_VSOCK_STREAM_PORT 1025
+#define GUEST_CONTROL_API_VERSION 1
+#define GUEST_CONTROL_SERVICE_SYSTEM "erovm.control.v1.System"
+#define GUEST_CONTROL_SERVICE_MOUNT "erovm.control.v1.Mount"
+#define GUEST_CONTROL_SERVICE_PROCESS "erovm.control.v1.Process"
+#define GUEST_STREAM_ID_MAX 128
+#define GUEST_STREAM_CONNECT_TIMEOUT_MS 10000
+#define GUEST_STREAM_UNCLAIMED_TIMEOUT_MS 60000
 
 enum guest_marker {
 	GUEST_MARKER_INIT_STARTED = 1,

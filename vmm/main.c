@@ -68,6 +68,7 @@ struct options {
 	const char *root_plan;
 	const char *vsock_path;
 	uint64_t vsock_cid;
+	bool vsock_cid_given;
 	bool boot_time;
 	bool verbose;
 	bool hugepages;
@@ -89,11 +90,15 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 "usage: vmm-run --kernel KERNEL --rootfs IMAGE [OPTIONS] -- COMMAND [ARGS...]\n"
+"       vmm-run --kernel KERNEL --rootfs IMAGE --vsock PATH [OPTIONS]\n"
 "\n"
 "Boots KERNEL (bzImage, or ELF vmlinux with a PVH or 64-bit entry) with\n"
 "IMAGE, an EROFS filesystem, as its read-only root on /dev/vda, runs\n"
 "COMMAND inside through erovm's guest-init, and exits with its status.\n"
-"The command's stdout and stderr appear on vmm-run's stdout.\n"
+"The command's stdout and stderr appear on vmm-run's stdout. With --vsock,\n"
+"guest-init also serves its control service on guest port 1024 (erovm-ctl\n"
+"--vsock PATH exec|version|shutdown ...); without a COMMAND the VM serves\n"
+"it until erovm-ctl shutdown, and vmm-run then exits 0.\n"
 "\n"
 "  --kernel FILE         guest kernel\n"
 "  --rootfs FILE         EROFS root image (/dev/vda, read-only)\n"
@@ -391,15 +396,25 @@ static void parse_options(int argc, char **argv, struct options *opt)
 		case OPT_HUGEPAGES: opt->hugepages = true; break;
 		case OPT_ROOT_PLAN: opt->root_plan = optarg; break;
 		case OPT_VSOCK: opt->vsock_path = optarg; break;
-		case OPT_VSOCK_CID: opt->vsock_cid = parse_cid(optarg); break;
+		case OPT_VSOCK_CID:
+			opt->vsock_cid = parse_cid(optarg);
+			opt->vsock_cid_given = true;
+			break;
 		case OPT_HELP: usage(stdout); exit(0);
 		default: usage(stderr); exit(EXIT_SETUP);
 		}
 	}
 	if (!opt->kernel || !opt->rootfs)
 		die("--kernel and --rootfs are required (see --help)");
-	if (optind >= argc || strcmp(argv[optind - 1], "--"))
-		die("no command: give it after -- (see --help)");
+	if (optind < argc && strcmp(argv[optind - 1], "--"))
+		die("unexpected argument \"%s\": the command goes after -- (see --help)",
+		    argv[optind]);
+	/* No command: service mode, where only the control service has work. */
+	if (optind >= argc && !opt->vsock_path)
+		die("no command: give it after --, or boot with --vsock PATH to serve "
+		    "erovm-ctl until shut down (see --help)");
+	if (opt->vsock_cid_given && !opt->vsock_path)
+		die("--vsock-cid needs --vsock");
 	opt->command = argv + optind;
 	opt->command_argc = argc - optind;
 	opt->disks[0] = (struct disk_arg){
@@ -736,7 +751,8 @@ static size_t finish_cmdline(struct machine *m, char *cmdline, size_t limit,
 	bool devices_fit = true;
 	int ret;
 
-	ret = guest_args_encode(tail, sizeof(tail), m->opt.command, m->opt.command_argc);
+	ret = m->opt.command_argc ?
+	      guest_args_encode(tail, sizeof(tail), m->opt.command, m->opt.command_argc) : 0;
 	if (ret < 0)
 		die("the command does not fit on the kernel command line: %s", strerror(-ret));
 	for (unsigned int i = 0; i < m->nr_device_specs; i++) {

@@ -1,0 +1,133 @@
+/*
+ * control_internal.h - the pieces of guest-init's control service
+ * (control.h) and how they share its loop:
+ *
+ *   control.c  the loop, control connections, System and Mount
+ *   stream.c   connections on the stream port until a process claims them
+ *   process.c  the Process service: records, spawning, stdio pumps
+ *
+ * Each loop iteration every piece adds the descriptors it waits on to a
+ * poll set, with a callback and its object, and lowers the loop's
+ * deadline for its timers. After poll() the callbacks run; objects they
+ * end are only marked dead, and freed by the reclaim step at the end of
+ * the iteration, so a callback never meets a freed object.
+ */
+#ifndef EROVM_GUEST_INIT_CONTROL_INTERNAL_H
+#define EROVM_GUEST_INIT_CONTROL_INTERNAL_H
+
+#include <poll.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include "guest-init/control.h"
+#include "ttrpc/ttrpc.h"
+#include "vmm/guest_abi.h"
+
+struct control;
+
+typedef void (*poll_ready_fn)(struct control *ctl, void *obj, short revents);
+
+/* Sized for the limits in control.h, so adding never fails. */
+struct poll_set {
+	struct pollfd *fds;
+	struct poll_entry {
+		poll_ready_fn ready;
+		void *obj;
+	} *entries;
+	size_t count, cap;
+};
+
+/* What a claimed stream is to its process; one stream may be several. */
+enum stream_role {
+	STREAM_ROLE_STDIN = 1,
+	STREAM_ROLE_STDOUT = 2,
+	STREAM_ROLE_STDERR = 4,
+};
+
+/* A connection on the stream port, from accept until its last user is done. */
+struct stream {
+	TAILQ_ENTRY(stream) link;
+	int fd;
+	enum stream_state {
+		STREAM_READING_ID,	/* waiting for "ID\n" */
+		STREAM_UNCLAIMED,	/* named, waiting for a Start */
+		STREAM_CLAIMED,		/* used by a process */
+	} state;
+	char id[GUEST_STREAM_ID_MAX + 1];
+	/* Bytes read before the id was complete; those after "\n" are stdin. */
+	uint8_t line[GUEST_STREAM_ID_MAX + 1];
+	size_t line_len, early_start;
+	long long deadline_ms;		/* READING_ID, UNCLAIMED: closed then */
+	unsigned int roles;		/* CLAIMED: bits of the roles still using it */
+	bool dead;
+};
+
+TAILQ_HEAD(stream_list, stream);
+TAILQ_HEAD(process_list, process);
+TAILQ_HEAD(conn_list, control_conn);
+
+struct control {
+	const struct control_config *cfg;
+	struct ttrpc_service_table table;
+	int signal_fd;
+	struct conn_list conns;
+	struct stream_list streams;
+	struct process_list processes;
+	size_t conn_count, pending_stream_count, process_count;
+	struct poll_set poll;
+	long long now_ms;		/* CLOCK_MONOTONIC at the iteration's start */
+	long long deadline_ms;		/* the earliest timer; -1 for none */
+	bool shutdown_requested;
+	long long command_kill_ms;	/* command mode, shutdown: SIGKILL then */
+	bool command_exited;
+	int command_status;
+};
+
+long long control_monotonic_ms(void);
+
+/* Adds @fd with @events to this iteration's poll set. */
+void control_poll(struct control *ctl, int fd, short events, poll_ready_fn ready, void *obj);
+
+/* Wakes the loop by @when_ms (CLOCK_MONOTONIC) at the latest. */
+void control_wake_at(struct control *ctl, long long when_ms);
+
+/* --- stream.c --- */
+
+/* Accepts every waiting connection on the stream port. */
+void streams_accept(struct control *ctl, int listen_fd);
+void streams_collect(struct control *ctl);
+/* Closes streams nobody claimed in time. */
+void streams_timers(struct control *ctl);
+void streams_reclaim(struct control *ctl);
+void streams_free_all(struct control *ctl);
+
+/* The unclaimed stream named @id, or NULL. */
+struct stream *stream_find_unclaimed(struct control *ctl, const char *id);
+
+/* Hands an unclaimed stream to a process, for the roles in @roles. */
+void stream_claim(struct control *ctl, struct stream *stream, unsigned int roles);
+
+/* Role @role no longer uses @stream; the last one closes it. */
+void stream_release(struct stream *stream, unsigned int role);
+
+/* True for 1 to @max bytes of [A-Za-z0-9._-]. */
+bool control_valid_name(const char *name, size_t max);
+
+/* --- process.c --- */
+
+extern const struct ttrpc_method process_methods[];
+extern const size_t process_method_count;
+
+/* A stream was named: Starts waiting for it may go on. */
+void processes_stream_arrived(struct control *ctl);
+void processes_collect(struct control *ctl);
+void processes_timers(struct control *ctl);
+/* Child @pid ended with @wstatus; false if it is none of ours. */
+bool processes_reaped(struct control *ctl, pid_t pid, int wstatus);
+void processes_reclaim(struct control *ctl);
+void processes_free_all(struct control *ctl);
+
+#endif
