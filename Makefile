@@ -13,6 +13,8 @@ CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
 LIB_CFLAGS = $(shell pkg-config --cflags liburing)
 LIB_LIBS = $(shell pkg-config --libs liburing) -lpthread
+SHIM_CFLAGS = $(shell pkg-config --cflags json-c libprotobuf-c) -I$(BUILD)/proto
+SHIM_LIBS = $(shell pkg-config --libs json-c libprotobuf-c)
 
 ifeq ($(V),1)
 Q :=
@@ -23,6 +25,16 @@ endif
 # Monitor and device code, shared by the vmm-run binary and the unit tests
 # (every unit test links all of it; the linker keeps what it uses).
 VMM_SRCS := $(filter-out vmm/main.c,$(wildcard vmm/*.c devices/*.c))
+
+# Protocol buffers: each proto/DIR/NAME.proto (imports relative to proto/)
+# becomes $(BUILD)/proto/DIR/NAME.pb-c.{c,h} through protoc-c, and its
+# objects $(BUILD)/{obj,san}/proto/DIR/NAME.pb-c.o.
+PROTO_SRCS := $(shell find proto -name '*.proto' 2>/dev/null)
+PROTO_HEADERS := $(PROTO_SRCS:%.proto=$(BUILD)/%.pb-c.h)
+
+# The containerd shim's modules, tested by tests/unit/test_shim_*.c.
+SHIM_SRCS := $(wildcard shim/*.c)
+SHIM_TEST_SRCS := $(wildcard tests/unit/test_shim_*.c)
 
 UNIT_TEST_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_TESTS := $(UNIT_TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
@@ -54,12 +66,39 @@ programs: $(PROGRAMS)
 $(BUILD)/san/%.o: %.c
 	@mkdir -p $(@D)
 	@echo "  CC [san] $<"
-	$(Q)$(CC) $(STD_CFLAGS) $(CFLAGS) $(SAN_FLAGS) $(CMOCKA_CFLAGS) $(LIB_CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(STD_CFLAGS) $(CFLAGS) $(SAN_FLAGS) $(CMOCKA_CFLAGS) $(LIB_CFLAGS) $(SHIM_FLAGS) -c -o $@ $<
 
 $(BUILD)/tests/unit/%: $(BUILD)/san/tests/unit/%.o $(VMM_SRCS:%.c=$(BUILD)/san/%.o)
 	@mkdir -p $(@D)
 	@echo "  LD [san] $@"
 	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIB_LIBS)
+
+$(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: proto/%.proto
+	@mkdir -p $(BUILD)/proto
+	@echo "  PROTOC-C $<"
+	$(Q)protoc-c --proto_path=proto --c_out=$(BUILD)/proto $<
+
+$(BUILD)/san/proto/%.o: $(BUILD)/proto/%.c | $(PROTO_HEADERS)
+	@mkdir -p $(@D)
+	@echo "  CC [san] $<"
+	$(Q)$(CC) $(STD_CFLAGS) $(CFLAGS) $(SAN_FLAGS) $(SHIM_CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/proto/%.o: $(BUILD)/proto/%.c | $(PROTO_HEADERS)
+	@mkdir -p $(@D)
+	@echo "  CC $<"
+	$(Q)$(CC) $(STD_CFLAGS) $(CFLAGS) $(SHIM_CFLAGS) -c -o $@ $<
+
+# Shim code includes generated headers: they exist before it compiles.
+$(SHIM_SRCS:%.c=$(BUILD)/san/%.o) $(SHIM_TEST_SRCS:%.c=$(BUILD)/san/%.o): \
+	SHIM_FLAGS = $(SHIM_CFLAGS)
+$(SHIM_SRCS:%.c=$(BUILD)/san/%.o) $(SHIM_TEST_SRCS:%.c=$(BUILD)/san/%.o): | $(PROTO_HEADERS)
+
+$(BUILD)/tests/unit/test_shim_%: $(BUILD)/san/tests/unit/test_shim_%.o \
+		$(SHIM_SRCS:%.c=$(BUILD)/san/%.o) $(PROTO_SRCS:%.proto=$(BUILD)/san/%.pb-c.o) \
+		$(VMM_SRCS:%.c=$(BUILD)/san/%.o)
+	@mkdir -p $(@D)
+	@echo "  LD [san] $@"
+	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(CMOCKA_LIBS) $(SHIM_LIBS) $(LIB_LIBS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
