@@ -47,7 +47,6 @@ void disk_set_init(struct disk_set *set)
 static void free_disk(struct disk *disk)
 {
 	free(disk->directory);
-	free(disk->image);
 	free(disk->require_empty);
 	for (size_t i = 0; i < disk->extent_count; i++)
 		free(disk->extents[i].path);
@@ -91,11 +90,6 @@ static int check_spec(const struct disk_spec *spec, char *err, size_t err_size)
 				 source_names[spec->source], wants_directory ? "needs a directory" : "takes no directory");
 	if (wants_directory && spec->directory[0] != '/')
 		return set_error(err, err_size, "directory \"%s\" is not absolute", spec->directory);
-	if ((spec->source == DISK_DIRECTORY) != (spec->image != NULL))
-		return set_error(err, err_size, "only a directory disk, and each, has an image path");
-	if (spec->image && path_problem(spec->image))
-		return set_error(err, err_size, "image \"%s\" %s", spec->image,
-				 path_problem(spec->image));
 	if ((spec->source == DISK_NEW_EXT4) != (spec->size != 0))
 		return set_error(err, err_size, "only a new ext4 disk, and each, has a size");
 	if (spec->require_empty && spec->source != DISK_NEW_EXT4)
@@ -131,7 +125,6 @@ struct disk *disk_set_add(struct disk_set *set, const struct disk_spec *spec,
 	snprintf(disk->serial, sizeof(disk->serial), "%s-%u", role_names[spec->role],
 		 set->next_index[spec->role]);
 	if (!copy_string(&disk->directory, spec->directory) ||
-	    !copy_string(&disk->image, spec->image) ||
 	    !copy_string(&disk->require_empty, spec->require_empty)) {
 		free_disk(disk);
 		set_error(err, err_size, "out of memory");
@@ -168,6 +161,16 @@ int disk_add_extent(struct disk *disk, const char *path, uint64_t offset, uint64
 		return set_error(err, err_size, "out of memory");
 	disk->extent_count++;
 	return 0;
+}
+
+void disk_set_truncate(struct disk_set *set, size_t count)
+{
+	while (set->count > count) {
+		struct disk *disk = &set->disks[--set->count];
+
+		set->next_index[disk->role]--;
+		free_disk(disk);
+	}
 }
 
 struct disk *disk_set_find(struct disk_set *set, const char *serial)
@@ -255,7 +258,6 @@ static json_object *disk_to_json(const struct disk *disk)
 	     add_string(obj, "source", source_names[disk->source]) &&
 	     add_value(obj, "read_only", json_object_new_boolean(disk->read_only)) &&
 	     add_string(obj, "directory", disk->directory) &&
-	     add_string(obj, "image", disk->image) &&
 	     (!disk->size || add_int(obj, "size", disk->size)) &&
 	     add_string(obj, "require_empty", disk->require_empty);
 	for (size_t i = 0; ok && i < disk->extent_count; i++) {
@@ -350,7 +352,6 @@ static int disk_from_json(json_object *obj, struct disk_set *set, char *err, siz
 	    get_string(obj, "role", true, &role, err, err_size) < 0 ||
 	    get_string(obj, "source", true, &source, err, err_size) < 0 ||
 	    get_string(obj, "directory", false, &spec.directory, err, err_size) < 0 ||
-	    get_string(obj, "image", false, &spec.image, err, err_size) < 0 ||
 	    get_string(obj, "require_empty", false, &spec.require_empty, err, err_size) < 0 ||
 	    get_uint(obj, "size", &spec.size, err, err_size) < 0 ||
 	    lookup_name(role_names, ARRAY_LEN(role_names), "role", role, &role_index,

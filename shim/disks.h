@@ -20,9 +20,9 @@
  *                   not reach the VM);
  *   DISK_LAYER      @directory is an immutable layer (a committed
  *                   snapshot): converted once into a shared, cached EROFS
- *                   image, which then becomes extent 0;
+ *                   image, which then becomes extent 0 (no extent before);
  *   DISK_DIRECTORY  @directory may change: copied into a private EROFS
- *                   image at @image, which then becomes extent 0.
+ *                   image at extent 0's path, replacing any file there.
  *
  * The extents of a disk are byte ranges of files the guest sees
  * concatenated (vmm-run's "extents=" disks). Their paths are absolute
@@ -72,7 +72,6 @@ struct disk_spec {
 	enum disk_source source;
 	bool read_only;
 	const char *directory;		/* DISK_LAYER, DISK_DIRECTORY */
-	const char *image;		/* DISK_DIRECTORY: where its image goes */
 	uint64_t size;			/* DISK_NEW_EXT4 */
 	const char *require_empty;	/* DISK_NEW_EXT4, optional */
 };
@@ -83,7 +82,6 @@ struct disk {
 	char serial[DISK_SERIAL_MAX + 1];
 	bool read_only;
 	char *directory;
-	char *image;
 	uint64_t size;
 	char *require_empty;
 	size_t extent_count;
@@ -113,6 +111,12 @@ struct disk *disk_set_add(struct disk_set *set, const struct disk_spec *spec,
 /* Appends an extent to @disk (see the path rules above). */
 int disk_add_extent(struct disk *disk, const char *path, uint64_t offset, uint64_t length,
 		    char *err, size_t err_size);
+
+/*
+ * Frees the disks past the first @count of @set (undoing disk_set_add()
+ * calls), so their serials are handed out again.
+ */
+void disk_set_truncate(struct disk_set *set, size_t count);
 
 /* The disk whose serial is @serial, or NULL. */
 struct disk *disk_set_find(struct disk_set *set, const char *serial);

@@ -38,8 +38,6 @@ static struct disk *add(enum disk_role role, enum disk_source source, bool read_
 
 	if (source == DISK_LAYER || source == DISK_DIRECTORY)
 		spec.directory = "/layers/x";
-	if (source == DISK_DIRECTORY)
-		spec.image = "/bundle/x.erofs";
 	if (source == DISK_NEW_EXT4)
 		spec.size = 1 << 20;
 	disk = disk_set_add(&set, &spec, err, sizeof(err));
@@ -67,6 +65,12 @@ static void serials_count_per_role(void **state)
 	assert_int_equal(set.count, 4);
 	assert_ptr_equal(disk_set_find(&set, "volume-1"), &set.disks[3]);
 	assert_null(disk_set_find(&set, "volume-2"));
+
+	/* Truncating hands the serials out again. */
+	disk_set_truncate(&set, 1);
+	assert_int_equal(set.count, 1);
+	assert_string_equal(add(DISK_ROLE_ROOTFS, DISK_FILES, true)->serial, "rootfs-1");
+	assert_string_equal(add(DISK_ROLE_VOLUME, DISK_FILES, true)->serial, "volume-0");
 }
 
 static void rootfs_disks_come_first(void **state)
@@ -104,12 +108,6 @@ static void specs_must_fit_their_source(void **state)
 		  "directory \"d\" is not absolute");
 	add_fails(&(struct disk_spec){ .source = DISK_LAYER, .directory = "/d" },
 		  "an EROFS image disk is read-only");
-	add_fails(&(struct disk_spec){ .source = DISK_DIRECTORY, .directory = "/d",
-				       .read_only = true },
-		  "only a directory disk, and each, has an image path");
-	add_fails(&(struct disk_spec){ .source = DISK_DIRECTORY, .directory = "/d",
-				       .image = "/b/a,b", .read_only = true },
-		  "image \"/b/a,b\" holds ':', ',' or '@'");
 	add_fails(&(struct disk_spec){ .source = DISK_NEW_EXT4 },
 		  "only a new ext4 disk, and each, has a size");
 	add_fails(&(struct disk_spec){ .source = DISK_FILES, .require_empty = "/u" },
@@ -192,7 +190,7 @@ static void json_round_trip(void **state)
 	assert_string_equal(back.disks[1].require_empty, "/s/9/fs");
 	assert_false(back.disks[1].read_only);
 	assert_string_equal(back.disks[2].serial, "volume-0");
-	assert_string_equal(back.disks[2].image, "/bundle/x.erofs");
+	assert_string_equal(back.disks[2].directory, "/layers/x");
 	assert_int_equal(back.next_index[DISK_ROLE_VOLUME], 1);
 	disk_set_free(&back);
 	json_object_put(json);
