@@ -14,6 +14,8 @@ CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
 LIB_CFLAGS = $(shell pkg-config --cflags liburing)
 LIB_LIBS = $(shell pkg-config --libs liburing) -lpthread
 PROTOBUF_LIBS = $(shell pkg-config --libs libprotobuf-c)
+SHIM_CFLAGS = $(shell pkg-config --cflags json-c)
+SHIM_LIBS = $(shell pkg-config --libs json-c)
 
 ifeq ($(V),1)
 Q :=
@@ -25,12 +27,18 @@ endif
 # (every unit test links all of it; the linker keeps what it uses).
 VMM_SRCS := $(filter-out vmm/main.c,$(wildcard vmm/*.c devices/*.c))
 
-# Protocol buffers: proto/*.proto compiled by protoc-c into $(BUILD)/gen.
-PROTO_GEN := $(BUILD)/gen
-PROTO_HDRS := $(patsubst %.proto,$(PROTO_GEN)/%.pb-c.h,$(wildcard proto/*.proto))
-STD_CFLAGS += -I$(PROTO_GEN)
-# ttrpc and the generated messages: shared by guest-init, erovm-ctl and tests.
-RPC_OBJS := $(patsubst %.c,%.o,$(wildcard ttrpc/*.c)) $(PROTO_HDRS:$(PROTO_GEN)/%.h=gen/%.o)
+# Protocol buffers: each proto/DIR/NAME.proto (imports relative to proto/)
+# becomes $(BUILD)/proto/DIR/NAME.pb-c.{c,h} through protoc-c, included as
+# "DIR/NAME.pb-c.h", and its objects $(BUILD)/{obj,san}/proto/DIR/NAME.pb-c.o.
+PROTO_SRCS := $(shell find proto -name '*.proto' 2>/dev/null)
+PROTO_HEADERS := $(PROTO_SRCS:%.proto=$(BUILD)/%.pb-c.h)
+STD_CFLAGS += -I$(BUILD)/proto
+# ttrpc and its messages: shared by guest-init, erovm-ctl, the shim and tests.
+RPC_OBJS := $(patsubst %.c,%.o,$(wildcard ttrpc/*.c)) proto/ttrpc.pb-c.o proto/erovm_control.pb-c.o
+
+# The containerd shim's modules, tested by tests/unit/test_shim_*.c.
+SHIM_SRCS := $(wildcard shim/*.c)
+SHIM_TEST_SRCS := $(wildcard tests/unit/test_shim_*.c)
 
 UNIT_TEST_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_TESTS := $(UNIT_TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
@@ -76,36 +84,48 @@ all: programs kernels rootfs fixtures
 
 programs: $(PROGRAMS)
 
-$(PROTO_GEN)/%.pb-c.c $(PROTO_GEN)/%.pb-c.h: %.proto
-	@mkdir -p $(@D)
-	@echo "  PROTOC-C $<"
-	$(Q)protoc-c --proto_path=. --c_out=$(PROTO_GEN) $<
-
 # Unit tests and the code they test are built with ASan and UBSan.
-$(BUILD)/san/%.o: %.c | $(PROTO_HDRS)
+$(BUILD)/san/%.o: %.c | $(PROTO_HEADERS)
 	@mkdir -p $(@D)
 	@echo "  CC [san] $<"
-	$(Q)$(CC) $(STD_CFLAGS) $(CFLAGS) $(SAN_FLAGS) $(CMOCKA_CFLAGS) $(LIB_CFLAGS) -c -o $@ $<
-
-$(BUILD)/san/gen/%.o: $(PROTO_GEN)/%.c | $(PROTO_HDRS)
-	@mkdir -p $(@D)
-	@echo "  CC [san] $<"
-	$(Q)$(CC) $(STD_CFLAGS) $(CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+	$(Q)$(CC) $(STD_CFLAGS) $(CFLAGS) $(SAN_FLAGS) $(CMOCKA_CFLAGS) $(LIB_CFLAGS) $(SHIM_FLAGS) -c -o $@ $<
 
 $(BUILD)/tests/unit/%: $(BUILD)/san/tests/unit/%.o $(VMM_SRCS:%.c=$(BUILD)/san/%.o) $(RPC_OBJS:%=$(BUILD)/san/%)
 	@mkdir -p $(@D)
 	@echo "  LD [san] $@"
 	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIB_LIBS) $(PROTOBUF_LIBS)
 
-$(BUILD)/obj/%.o: %.c | $(PROTO_HDRS)
-	@mkdir -p $(@D)
-	@echo "  CC $<"
-	$(Q)$(CC) $(STD_CFLAGS) $(CFLAGS) $(LIB_CFLAGS) -c -o $@ $<
+$(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: proto/%.proto
+	@mkdir -p $(BUILD)/proto
+	@echo "  PROTOC-C $<"
+	$(Q)protoc-c --proto_path=proto --c_out=$(BUILD)/proto $<
 
-$(BUILD)/obj/gen/%.o: $(PROTO_GEN)/%.c | $(PROTO_HDRS)
+$(BUILD)/san/proto/%.o: $(BUILD)/proto/%.c | $(PROTO_HEADERS)
+	@mkdir -p $(@D)
+	@echo "  CC [san] $<"
+	$(Q)$(CC) $(STD_CFLAGS) $(CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+
+$(BUILD)/obj/proto/%.o: $(BUILD)/proto/%.c | $(PROTO_HEADERS)
 	@mkdir -p $(@D)
 	@echo "  CC $<"
 	$(Q)$(CC) $(STD_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+# Shim code and its tests use json-c.
+$(SHIM_SRCS:%.c=$(BUILD)/san/%.o) $(SHIM_TEST_SRCS:%.c=$(BUILD)/san/%.o): \
+	SHIM_FLAGS = $(SHIM_CFLAGS)
+
+# A static pattern rule: it must win over the generic unit-test rule.
+$(SHIM_TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%): $(BUILD)/tests/unit/%: \
+		$(BUILD)/san/tests/unit/%.o $(SHIM_SRCS:%.c=$(BUILD)/san/%.o) \
+		$(PROTO_SRCS:%.proto=$(BUILD)/san/%.pb-c.o) $(VMM_SRCS:%.c=$(BUILD)/san/%.o)
+	@mkdir -p $(@D)
+	@echo "  LD [san] $@"
+	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(CMOCKA_LIBS) $(SHIM_LIBS) $(PROTOBUF_LIBS) $(LIB_LIBS)
+
+$(BUILD)/obj/%.o: %.c | $(PROTO_HEADERS)
+	@mkdir -p $(@D)
+	@echo "  CC $<"
+	$(Q)$(CC) $(STD_CFLAGS) $(CFLAGS) $(LIB_CFLAGS) -c -o $@ $<
 
 $(VMM_RUN): $(BUILD)/obj/vmm/main.o $(VMM_SRCS:%.c=$(BUILD)/obj/%.o)
 	@mkdir -p $(@D)

@@ -17,7 +17,7 @@
 
 #include "ctl/ctl.h"
 #include "ctl/hybrid_vsock.h"
-#include "proto/erovm_control.pb-c.h"
+#include "erovm_control.pb-c.h"
 #include "vmm/guest_abi.h"
 #include "vmm/mount_plan.h"
 

@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "ctl/ctl.h"
-#include "proto/erovm_control.pb-c.h"
+#include "erovm_control.pb-c.h"
 #include "vmm/guest_abi.h"
 
 #define RELAY_BUFFER_SIZE 65536

@@ -21,7 +21,7 @@
 
 #include "guest-init/control_internal.h"
 #include "guest-init/guest_init.h"
-#include "proto/erovm_control.pb-c.h"
+#include "erovm_control.pb-c.h"
 
 /* How long the last answers (Shutdown's) get to leave when the loop ends. */
 #define FINAL_FLUSH_MS 1000

@@ -22,7 +22,7 @@
 
 #include "guest-init/control_internal.h"
 #include "guest-init/guest_init.h"
-#include "proto/erovm_control.pb-c.h"
+#include "erovm_control.pb-c.h"
 
 #define PROCESS_ID_MAX 64
 #define PUMP_BUFFER_SIZE (32 * 1024)

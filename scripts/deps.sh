@@ -6,7 +6,7 @@ set -eu
 PACKAGES="
 build-essential pkg-config
 liburing-dev libfdt-dev libcap-ng-dev libcmocka-dev
-libprotobuf-c-dev protobuf-c-compiler libarchive-dev libseccomp-dev
+libprotobuf-c-dev protobuf-c-compiler libjson-c-dev libarchive-dev libseccomp-dev
 linux-source-6.12 flex bison bc libelf-dev libssl-dev xz-utils
 qemu-system-x86 busybox-static cpio kmod
 erofs-utils e2fsprogs attr crun containerd

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "proto/ttrpc.pb-c.h"
+#include "ttrpc.pb-c.h"
 
 /* Frames read per ttrpc_conn_handle(), so a busy peer cannot starve the others. */
 #define FRAMES_PER_HANDLE 16

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "ctl/hybrid_vsock.h"
-#include "proto/erovm_control.pb-c.h"
+#include "erovm_control.pb-c.h"
 #include "ttrpc/ttrpc.h"
 #include "vmm/guest_abi.h"
 

@@ -19,7 +19,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "proto/ttrpc.pb-c.h"
+#include "ttrpc.pb-c.h"
 #include "ttrpc/ttrpc.h"
 
 #define SERVICE "test.v1.Things"
