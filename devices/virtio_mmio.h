@@ -141,6 +141,13 @@ void virtio_mmio_notify_used(struct virtio_mmio *vm, unsigned int queue);
  */
 void virtio_mmio_set_needs_reset(struct virtio_mmio *vm);
 
+/*
+ * The device changed its config space: bumps ConfigGeneration and, once
+ * the driver is up (DRIVER_OK), raises a configuration change interrupt.
+ * Lock held.
+ */
+void virtio_mmio_config_changed(struct virtio_mmio *vm);
+
 /* The kernel command-line word announcing a device: "virtio_mmio.device=512@0xADDR:IRQ". */
 int virtio_mmio_cmdline(char *buf, size_t size, uint64_t base, unsigned int irq);
 
