@@ -18,10 +18,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "devices/console_backend.h"
 #include "devices/i8042.h"
 #include "devices/io_loop.h"
 #include "devices/serial_8250.h"
 #include "devices/virtio_blk.h"
+#include "devices/virtio_console.h"
 #include "vmm/boot.h"
 #include "vmm/guest_abi.h"
 #include "vmm/guest_args.h"
@@ -30,6 +32,7 @@
 #include "vmm/mount_plan.h"
 #include "vmm/mptable.h"
 #include "vmm/range.h"
+#include "vmm/terminal.h"
 #include "vmm/vm.h"
 #include "vmm/x86_entry.h"
 
@@ -60,6 +63,8 @@ struct options {
 	const char *cmdline_extra;
 	const char *serial_file;
 	const char *root_plan;
+	const char *console;        /* --console: stdio, socket:PATH or a file */
+	bool interactive;
 	bool boot_time;
 	bool verbose;
 	bool hugepages;
@@ -86,6 +91,7 @@ static void usage(FILE *out)
 "IMAGE, an EROFS filesystem, as its read-only root on /dev/vda, runs\n"
 "COMMAND inside through erovm's guest-init, and exits with its status.\n"
 "The command's stdout and stderr appear on vmm-run's stdout.\n"
+"With --interactive, the command runs on the console instead.\n"
 "\n"
 "  --kernel FILE         guest kernel\n"
 "  --rootfs FILE         EROFS root image (/dev/vda, read-only)\n"
@@ -108,6 +114,18 @@ static void usage(FILE *out)
 "  --cmdline TEXT        extra kernel command-line words\n"
 "  --serial FILE         write the kernel's console (ttyS0), its full log,\n"
 "                        to FILE\n"
+"  --console stdio|FILE|socket:PATH\n"
+"                        a virtio console, /dev/hvc0 in the guest (for the\n"
+"                        kernel log there: --cmdline console=hvc0). stdio:\n"
+"                        vmm-run's stdin and stdout; a terminal is raw while\n"
+"                        the VM runs (Ctrl-C goes to the guest) and its\n"
+"                        window size is the console's. FILE: output only.\n"
+"                        socket:PATH: listens there, one client at a time;\n"
+"                        output is dropped while none is connected\n"
+"  --interactive         run COMMAND as an interactive session on the\n"
+"                        console (its controlling terminal: job control,\n"
+"                        Ctrl-C stops its foreground job); implies\n"
+"                        --console stdio unless a socket is given\n"
 "  --verbose             show the kernel's full log on stdout; without this\n"
 "                        or --serial the kernel boots quiet\n"
 "  --boot-time           print boot timings (ms since vmm-run started) on\n"
@@ -322,7 +340,7 @@ static void parse_options(int argc, char **argv, struct options *opt)
 {
 	enum { OPT_KERNEL = 256, OPT_ROOTFS, OPT_DISK, OPT_MEM, OPT_CMDLINE,
 	       OPT_SERIAL, OPT_BOOT_TIME, OPT_VERBOSE, OPT_HUGEPAGES, OPT_ROOT_PLAN,
-	       OPT_HELP };
+	       OPT_CONSOLE, OPT_INTERACTIVE, OPT_HELP };
 	static const struct option longopts[] = {
 		{ "kernel", required_argument, NULL, OPT_KERNEL },
 		{ "rootfs", required_argument, NULL, OPT_ROOTFS },
@@ -334,6 +352,8 @@ static void parse_options(int argc, char **argv, struct options *opt)
 		{ "verbose", no_argument, NULL, OPT_VERBOSE },
 		{ "hugepages", no_argument, NULL, OPT_HUGEPAGES },
 		{ "root-plan", required_argument, NULL, OPT_ROOT_PLAN },
+		{ "console", required_argument, NULL, OPT_CONSOLE },
+		{ "interactive", no_argument, NULL, OPT_INTERACTIVE },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ 0 },
 	};
@@ -357,12 +377,21 @@ static void parse_options(int argc, char **argv, struct options *opt)
 		case OPT_VERBOSE: opt->verbose = true; break;
 		case OPT_HUGEPAGES: opt->hugepages = true; break;
 		case OPT_ROOT_PLAN: opt->root_plan = optarg; break;
+		case OPT_CONSOLE: opt->console = optarg; break;
+		case OPT_INTERACTIVE: opt->interactive = true; break;
 		case OPT_HELP: usage(stdout); exit(0);
 		default: usage(stderr); exit(EXIT_SETUP);
 		}
 	}
 	if (!opt->kernel || !opt->rootfs)
 		die("--kernel and --rootfs are required (see --help)");
+	if (opt->console && !*opt->console)
+		die("--console needs stdio, FILE or socket:PATH");
+	if (opt->interactive && !opt->console)
+		opt->console = "stdio";
+	if (opt->interactive && strcmp(opt->console, "stdio") &&
+	    strncmp(opt->console, "socket:", 7))
+		die("--interactive needs a console with input: stdio or socket:PATH, not a file");
 	if (optind >= argc || strcmp(argv[optind - 1], "--"))
 		die("no command: give it after -- (see --help)");
 	opt->command = argv + optind;
@@ -458,6 +487,10 @@ struct machine {
 	struct virtio_blk *blks[MAX_DISKS];
 	int irq_fds[MAX_DISKS];
 	unsigned int nr_blks;
+	struct console_backend *cons_backend;   /* --console */
+	struct virtio_console *cons;
+	int cons_irq_fd;
+	int cons_tty_fd;                        /* the terminal it follows, or -1 */
 	FILE *console;                      /* where ttyS0 goes, or NULL */
 	uint64_t first_run_ns;
 	uint64_t first_serial_ns;
@@ -593,6 +626,86 @@ static void add_disks(struct machine *m, char *cmdline, size_t cmdline_size)
 	}
 }
 
+/* The console follows vmm-run's terminal window (SIGWINCH). */
+static void terminal_resized(void *opaque)
+{
+	struct machine *m = opaque;
+	uint16_t cols, rows;
+
+	if (terminal_get_size(m->cons_tty_fd, &cols, &rows) == 0)
+		virtio_console_set_size(m->cons, cols, rows);
+}
+
+static void follow_terminal_size(struct machine *m)
+{
+	int fd, ret;
+
+	m->cons_tty_fd = isatty(STDIN_FILENO) ? STDIN_FILENO :
+			 isatty(STDOUT_FILENO) ? STDOUT_FILENO : -1;
+	if (m->cons_tty_fd < 0)
+		return;
+	fd = terminal_resize_eventfd();
+	ret = fd < 0 ? fd : io_loop_watch_eventfd(&m->loop, fd, terminal_resized, m);
+	if (ret < 0)
+		die("cannot follow the terminal's size: %s", strerror(-ret));
+	terminal_resized(m);
+}
+
+static void open_console_backend(struct machine *m)
+{
+	const char *spec = m->opt.console;
+	char err[512];
+	int ret;
+
+	if (!strcmp(spec, "stdio"))
+		ret = console_stdio_create(&m->cons_backend, &m->loop, STDIN_FILENO,
+					   STDOUT_FILENO, err, sizeof(err));
+	else if (!strncmp(spec, "socket:", 7))
+		ret = console_socket_create(&m->cons_backend, &m->loop, spec + 7,
+					    err, sizeof(err));
+	else
+		ret = console_file_create(&m->cons_backend, &m->loop, spec, err,
+					  sizeof(err));
+	if (ret < 0)
+		die("--console %s: %s", spec, err);
+}
+
+/* The virtio console, in the virtio-mmio slot after the disks. */
+static void add_console(struct machine *m, char *cmdline, size_t cmdline_size)
+{
+	static const unsigned int irqs[] = VIRTIO_MMIO_IRQS;
+	const unsigned int slot = m->opt.nr_disks;
+	const unsigned int irq = irqs[slot % (sizeof(irqs) / sizeof(irqs[0]))];
+	uint64_t base = VIRTIO_MMIO_BASE + (uint64_t)slot * VIRTIO_MMIO_STRIDE;
+	struct virtio_mmio *transport;
+	char err[512];
+
+	if (slot >= VIRTIO_MMIO_MAX_DEVICES)
+		die("--console needs a virtio-mmio slot: at most %d disks with a console",
+		    VIRTIO_MMIO_MAX_DEVICES - 1);
+	open_console_backend(m);
+	m->cons_irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (m->cons_irq_fd < 0)
+		die("eventfd: %s", strerror(errno));
+	if (virtio_console_create(&m->cons, &m->loop, m->cons_backend, &m->vm.mem,
+				  m->cons_irq_fd, err, sizeof(err)))
+		die("--console %s: %s", m->opt.console, err);
+	transport = virtio_console_mmio(m->cons);
+	check_bus(bus_register(&m->vm.mmio, base, VIRTIO_MMIO_REGION_SIZE,
+			       virtio_mmio_access, transport, "virtio-console"),
+		  "the virtio console");
+	for (unsigned int q = 0; q < transport->cfg.nr_queues; q++) {
+		if (vm_add_ioeventfd(&m->vm, base + VIRTIO_MMIO_QUEUE_NOTIFY_OFFSET, 4, q,
+				     transport->queues[q].notify_fd))
+			die("cannot wire the console to KVM (ioeventfd): %s", strerror(errno));
+	}
+	if (vm_add_irqfd(&m->vm, irq, m->cons_irq_fd))
+		die("cannot wire the console to KVM (irqfd): %s", strerror(errno));
+	announce_device(cmdline, cmdline_size, base, irq);
+	if (!strcmp(m->opt.console, "stdio"))
+		follow_terminal_size(m);
+}
+
 static void build_cmdline(const struct options *opt, char *cmdline, size_t size)
 {
 	int n = snprintf(cmdline, size,
@@ -643,6 +756,11 @@ static void tear_down(struct machine *m)
 		blk_disk_close(&m->disks[i]);
 		close(m->irq_fds[i]);
 	}
+	if (m->cons) {
+		virtio_console_destroy(m->cons);
+		close(m->cons_irq_fd);
+	}
+	console_backend_destroy(m->cons_backend);
 	serial_8250_destroy(&m->console_uart);
 	serial_8250_destroy(&m->command_uart);
 	i8042_destroy(&m->kbc);
@@ -719,6 +837,11 @@ int main(int argc, char **argv)
 	add_legacy_devices(&m);
 	build_cmdline(&m.opt, cmdline, sizeof(cmdline));
 	add_disks(&m, cmdline, sizeof(cmdline));
+	if (m.opt.console)
+		add_console(&m, cmdline, sizeof(cmdline));
+	if (m.opt.interactive &&
+	    guest_args_add_flag(cmdline, sizeof(cmdline), GUEST_FLAG_INTERACTIVE) < 0)
+		die("kernel command line too long");
 	/* init= last: the kernel would hand bare words after it to init. */
 	if (strlen(cmdline) + sizeof(" init=/sbin/init") > sizeof(cmdline))
 		die("kernel command line too long");
@@ -730,8 +853,15 @@ int main(int argc, char **argv)
 
 	if (io_loop_start(&m.loop))
 		die("cannot start the I/O thread");
+	/* A terminal console goes raw only now: errors above print normally. */
+	if (m.cons_backend && !strcmp(m.opt.console, "stdio") && isatty(STDIN_FILENO)) {
+		ret = terminal_make_raw(STDIN_FILENO);
+		if (ret < 0)
+			die("cannot put the terminal in raw mode: %s", strerror(-ret));
+	}
 	stop = vm_run(&m.vm, first_run, &m, err, sizeof(err));
 	exit_ns = now_ns();
+	terminal_restore();
 	tear_down(&m);
 	fflush(stdout);
 	if (m.opt.boot_time)
