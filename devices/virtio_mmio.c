@@ -175,6 +175,13 @@ void virtio_mmio_set_needs_reset(struct virtio_mmio *vm)
 	raise_irq(vm, VIRTIO_MMIO_INT_CONFIG);
 }
 
+void virtio_mmio_config_changed(struct virtio_mmio *vm)
+{
+	vm->config_generation++;
+	if (virtio_mmio_live(vm))
+		raise_irq(vm, VIRTIO_MMIO_INT_CONFIG);
+}
+
 void virtio_mmio_notify_used(struct virtio_mmio *vm, unsigned int queue)
 {
 	struct virtio_mmio_queue *q;

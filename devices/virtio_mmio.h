@@ -142,6 +142,13 @@ void virtio_mmio_notify_used(struct virtio_mmio *vm, unsigned int queue);
 void virtio_mmio_set_needs_reset(struct virtio_mmio *vm);
 
 /*
+ * The device changed its config space: bumps ConfigGeneration and, once
+ * the driver is up (DRIVER_OK), raises a configuration change interrupt.
+ * Lock held.
+ */
+void virtio_mmio_config_changed(struct virtio_mmio *vm);
+
+/*
  * Linux announces a virtio-mmio device with the kernel parameter
  * VIRTIO_MMIO_PARAM=SPEC (CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES). Writes SPEC,
  * "512@0xBASE:IRQ", to @buf (@size bytes). Returns its length, -EINVAL

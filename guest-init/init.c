@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/io.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -23,6 +24,8 @@
 
 /* The command's stdout and stderr: COM2, kept apart from the kernel log. */
 #define COMMAND_OUTPUT_TTY "/dev/ttyS1"
+/* An interactive session's terminal: the virtio console. */
+#define INTERACTIVE_TTY "/dev/hvc0"
 #define COMMAND_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 /* How long processes left behind by the command get to exit. */
@@ -85,11 +88,74 @@ static int open_command_output(void)
 	return fd;
 }
 
-/* In the child: becomes the command. Never returns. */
-static noreturn void exec_command(char *argv[], int output_fd, const char *root)
+/* True if vmm-run asked for an interactive session (vmm/guest_abi.h). */
+static bool interactive_requested(void)
+{
+	char cmdline[GUEST_CMDLINE_SIZE + 1];
+	ssize_t len;
+	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		fail("open /proc/cmdline: %s", strerror(errno));
+	len = read(fd, cmdline, sizeof(cmdline) - 1);
+	if (len < 0)
+		fail("read /proc/cmdline: %s", strerror(errno));
+	close(fd);
+	cmdline[len] = '\0';
+	return guest_args_has_flag(cmdline, GUEST_FLAG_INTERACTIVE);
+}
+
+/* Opens the interactive session's terminal, in its default cooked mode. */
+static int open_interactive_tty(void)
+{
+	/* The child makes it its controlling terminal, after setsid(). */
+	int fd = open(INTERACTIVE_TTY, O_RDWR | O_NOCTTY | O_CLOEXEC);
+
+	if (fd < 0)
+		fail("open %s: %s (an interactive session needs vmm-run's virtio console)",
+		     INTERACTIVE_TTY, strerror(errno));
+	return fd;
+}
+
+/* In the child: stdin, stdout and stderr on @tty_fd, its controlling terminal. */
+static void attach_session_tty(int tty_fd)
+{
+	if (ioctl(tty_fd, TIOCSCTTY, 0) < 0) {
+		report("TIOCSCTTY %s: %s", INTERACTIVE_TTY, strerror(errno));
+		_exit(126);
+	}
+	if (dup2(tty_fd, STDIN_FILENO) < 0 || dup2(tty_fd, STDOUT_FILENO) < 0 ||
+	    dup2(tty_fd, STDERR_FILENO) < 0) {
+		report("dup2 %s: %s", INTERACTIVE_TTY, strerror(errno));
+		_exit(126);
+	}
+}
+
+/* In the child: stdout and stderr on @output_fd, stdin /dev/null. */
+static void attach_output(int output_fd)
+{
+	int null_fd;
+
+	if (dup2(output_fd, STDOUT_FILENO) < 0 || dup2(output_fd, STDERR_FILENO) < 0) {
+		report("dup2 %s: %s", COMMAND_OUTPUT_TTY, strerror(errno));
+		_exit(126);
+	}
+	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0) {
+		dprintf(STDERR_FILENO, "guest-init: /dev/null: %s\n", strerror(errno));
+		_exit(126);
+	}
+}
+
+/*
+ * In the child: becomes the command, its output on @output_fd (the
+ * session's terminal if @interactive). Never returns.
+ */
+static noreturn void exec_command(char *argv[], int output_fd, bool interactive,
+				  const char *root)
 {
 	sigset_t none;
-	int null_fd, err;
+	int err;
 
 	setsid();
 	/*
@@ -101,15 +167,10 @@ static noreturn void exec_command(char *argv[], int output_fd, const char *root)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 
-	if (dup2(output_fd, STDOUT_FILENO) < 0 || dup2(output_fd, STDERR_FILENO) < 0) {
-		report("dup2 %s: %s", COMMAND_OUTPUT_TTY, strerror(errno));
-		_exit(126);
-	}
-	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0) {
-		dprintf(STDERR_FILENO, "guest-init: /dev/null: %s\n", strerror(errno));
-		_exit(126);
-	}
+	if (interactive)
+		attach_session_tty(output_fd);
+	else
+		attach_output(output_fd);
 
 	clearenv();
 	if (setenv("PATH", COMMAND_PATH, 1) < 0 || setenv("HOME", "/root", 1) < 0 ||
@@ -227,6 +288,7 @@ int main(int argc, char *argv[])
 	int output_fd = -1, status = 0;
 	char **command_argv;
 	const char *root;
+	bool interactive;
 
 	if (ioperm(GUEST_PORT_BASE, GUEST_PORT_LEN, 1) < 0)
 		fail("ioperm: %s", strerror(errno));
@@ -240,12 +302,13 @@ int main(int argc, char *argv[])
 	listen_control(&cfg, !command_argv);
 
 	if (command_argv) {
-		output_fd = open_command_output();
+		interactive = interactive_requested();
+		output_fd = interactive ? open_interactive_tty() : open_command_output();
 		cfg.command = fork();
 		if (cfg.command < 0)
 			fail("fork: %s", strerror(errno));
 		if (cfg.command == 0)
-			exec_command(command_argv, output_fd, root);
+			exec_command(command_argv, output_fd, interactive, root);
 	}
 
 	/* Until the command ends, or System.Shutdown in service mode. */
@@ -255,7 +318,7 @@ int main(int argc, char *argv[])
 		outb(GUEST_MARKER_COMMAND_FINISHED, GUEST_PORT_MARKER);
 	stop_remaining_processes();
 	unmount_all();
-	/* The reset would cut off output still in the UART's queue. */
+	/* The reset would cut off output still queued on the way out. */
 	if (output_fd >= 0)
 		tcdrain(output_fd);
 	sync();

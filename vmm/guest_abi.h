@@ -37,6 +37,21 @@
  * /dev/console. The guest kernel needs CONFIG_X86_IOPL_IOPERM=y (for
  * ioperm()) and two 8250 UARTs.
  *
+ * Flags: words of the kernel command line before init= (vmm-run adds
+ * them with guest_args_add_flag()); guest-init looks for them in
+ * /proc/cmdline (guest_args_has_flag()). The kernel leaves them alone: a
+ * word with a dot is an unknown module parameter, neither handed to init
+ * nor reported.
+ *
+ *   erovm.interactive (GUEST_FLAG_INTERACTIVE): the command runs as an
+ *       interactive session on /dev/hvc0, the virtio console vmm-run
+ *       then provides: in a session of its own with hvc0 as controlling
+ *       terminal (TIOCSCTTY) and as stdin, stdout and stderr, the tty in
+ *       its default (cooked) mode. A shell gets job control; Ctrl-C
+ *       reaches its foreground job, not the VM. The status still comes
+ *       back through GUEST_PORT_STATUS. No hvc0 is a failure to run the
+ *       command (below).
+ *
  * Argument encoding (vmm/guest_args.c does both directions). The kernel
  * splits its command line on white space, strips double quotes, stops
  * handing words to init at a bare "--", and some x86 boot code looks for
@@ -55,7 +70,8 @@
  * and %00 (a C string holds no NUL) are all errors.
  *
  * Failures inside the guest. When guest-init cannot run the command at
- * all (no port access, a bad command, no command and no vsock, no ttyS1, a failed
+ * all (no port access, a bad command, no command and no vsock, no ttyS1
+ * (no hvc0 for an interactive session), a failed
  * mount of /dev, /proc, /sys, or a tmpfs: /run, /tmp, /dev/shm, /etc, or
  * a mount plan that does not parse or whose execution fails),
  * it reports why on /dev/console and reboots without writing a status,
@@ -129,6 +145,8 @@
 #define GUEST_STREAM_ID_MAX 128
 #define GUEST_STREAM_CONNECT_TIMEOUT_MS 10000
 #define GUEST_STREAM_UNCLAIMED_TIMEOUT_MS 60000
+/* The interactive-session flag (see Flags above). */
+#define GUEST_FLAG_INTERACTIVE "erovm.interactive"
 
 enum guest_marker {
 	GUEST_MARKER_INIT_STARTED = 1,

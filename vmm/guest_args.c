@@ -147,3 +147,55 @@ int guest_args_decode(char *word)
 	*out = '\0';
 	return 0;
 }
+
+int guest_args_add_flag(char *buf, size_t size, const char *flag)
+{
+	size_t len = strnlen(buf, size), flag_len = strlen(flag);
+	size_t sep = len ? 1 : 0;
+
+	if (len == size || size > INT_MAX)
+		return -EINVAL;
+	if (len + sep + flag_len >= size)
+		return -ENOSPC;
+	if (sep)
+		buf[len] = ' ';
+	memcpy(buf + len + sep, flag, flag_len + 1);
+	return (int)(len + sep + flag_len);
+}
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n';
+}
+
+bool guest_args_has_flag(const char *cmdline, const char *flag)
+{
+	size_t flag_len = strlen(flag);
+	const char *p = cmdline;
+
+	for (;;) {
+		bool in_quotes = false, matches = true;
+		size_t n = 0, dashes = 0;
+
+		while (is_blank(*p))
+			p++;
+		if (!*p)
+			return false;
+		/* One word, quotes stripped, compared with @flag as it goes. */
+		for (; *p && (in_quotes || !is_blank(*p)); p++) {
+			if (*p == '"') {
+				in_quotes = !in_quotes;
+				continue;
+			}
+			if (n >= flag_len || *p != flag[n])
+				matches = false;
+			dashes += *p == '-';
+			n++;
+		}
+		if (matches && n == flag_len)
+			return true;
+		/* The kernel's own parameters end at a bare "--". */
+		if (n == 2 && dashes == 2)
+			return false;
+	}
+}

@@ -6,6 +6,7 @@
 #ifndef EROVM_GUEST_ARGS_H
 #define EROVM_GUEST_ARGS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /*
@@ -25,5 +26,18 @@ int guest_args_encode(char *buf, size_t size, char *const argv[], int argc);
  * (see vmm/guest_abi.h).
  */
 int guest_args_decode(char *word);
+
+/*
+ * Appends " @flag" (no space on an empty line) to the NUL-terminated
+ * kernel command line in @buf (@size bytes). Returns the new length, or -ENOSPC (line unchanged) if it does
+ * not fit, -EINVAL if @buf holds no NUL within @size.
+ */
+int guest_args_add_flag(char *buf, size_t size, const char *flag);
+
+/*
+ * True if kernel command line @cmdline holds @flag as a word of its own
+ * (double quotes stripped, as the kernel does) before a bare "--".
+ */
+bool guest_args_has_flag(const char *cmdline, const char *flag);
 
 #endif

@@ -19,11 +19,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "devices/console_backend.h"
 #include "devices/i8042.h"
 #include "devices/io_loop.h"
 #include "devices/serial_8250.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_vsock.h"
+#include "devices/virtio_console.h"
 #include "vmm/boot.h"
 #include "vmm/bootconfig.h"
 #include "vmm/guest_abi.h"
@@ -33,6 +35,7 @@
 #include "vmm/mount_plan.h"
 #include "vmm/mptable.h"
 #include "vmm/range.h"
+#include "vmm/terminal.h"
 #include "vmm/vm.h"
 #include "vmm/x86_entry.h"
 
@@ -69,6 +72,8 @@ struct options {
 	const char *vsock_path;
 	uint64_t vsock_cid;
 	bool vsock_cid_given;
+	const char *console;        /* --console: stdio, socket:PATH or a file */
+	bool interactive;
 	bool boot_time;
 	bool verbose;
 	bool hugepages;
@@ -98,7 +103,8 @@ static void usage(FILE *out)
 "The command's stdout and stderr appear on vmm-run's stdout. With --vsock,\n"
 "guest-init also serves its control service on guest port 1024 (erovm-ctl\n"
 "--vsock PATH exec|version|shutdown ...); without a COMMAND the VM serves\n"
-"it until erovm-ctl shutdown, and vmm-run then exits 0.\n"
+"it until erovm-ctl shutdown, and vmm-run then exits 0. With --interactive,\n"
+"the command runs on the console instead.\n"
 "\n"
 "  --kernel FILE         guest kernel\n"
 "  --rootfs FILE         EROFS root image (/dev/vda, read-only)\n"
@@ -130,6 +136,18 @@ static void usage(FILE *out)
 "  --cmdline TEXT        extra kernel command-line words\n"
 "  --serial FILE         write the kernel's console (ttyS0), its full log,\n"
 "                        to FILE\n"
+"  --console stdio|FILE|socket:PATH\n"
+"                        a virtio console, /dev/hvc0 in the guest (for the\n"
+"                        kernel log there: --cmdline console=hvc0). stdio:\n"
+"                        vmm-run's stdin and stdout; a terminal is raw while\n"
+"                        the VM runs (Ctrl-C goes to the guest) and its\n"
+"                        window size is the console's. FILE: output only.\n"
+"                        socket:PATH: listens there, one client at a time;\n"
+"                        output is dropped while none is connected\n"
+"  --interactive         run COMMAND as an interactive session on the\n"
+"                        console (its controlling terminal: job control,\n"
+"                        Ctrl-C stops its foreground job); implies\n"
+"                        --console stdio unless a socket is given\n"
 "  --verbose             show the kernel's full log on stdout; without this\n"
 "                        or --serial the kernel boots quiet\n"
 "  --boot-time           print boot timings (ms since vmm-run started) on\n"
@@ -357,7 +375,8 @@ static void parse_options(int argc, char **argv, struct options *opt)
 {
 	enum { OPT_KERNEL = 256, OPT_ROOTFS, OPT_DISK, OPT_MEM, OPT_CMDLINE,
 	       OPT_SERIAL, OPT_BOOT_TIME, OPT_VERBOSE, OPT_HUGEPAGES, OPT_ROOT_PLAN,
-	       OPT_VSOCK, OPT_VSOCK_CID, OPT_HELP };
+	       OPT_VSOCK, OPT_VSOCK_CID,
+	       OPT_CONSOLE, OPT_INTERACTIVE, OPT_HELP };
 	static const struct option longopts[] = {
 		{ "kernel", required_argument, NULL, OPT_KERNEL },
 		{ "rootfs", required_argument, NULL, OPT_ROOTFS },
@@ -371,6 +390,8 @@ static void parse_options(int argc, char **argv, struct options *opt)
 		{ "root-plan", required_argument, NULL, OPT_ROOT_PLAN },
 		{ "vsock", required_argument, NULL, OPT_VSOCK },
 		{ "vsock-cid", required_argument, NULL, OPT_VSOCK_CID },
+		{ "console", required_argument, NULL, OPT_CONSOLE },
+		{ "interactive", no_argument, NULL, OPT_INTERACTIVE },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ 0 },
 	};
@@ -400,6 +421,8 @@ static void parse_options(int argc, char **argv, struct options *opt)
 			opt->vsock_cid = parse_cid(optarg);
 			opt->vsock_cid_given = true;
 			break;
+		case OPT_CONSOLE: opt->console = optarg; break;
+		case OPT_INTERACTIVE: opt->interactive = true; break;
 		case OPT_HELP: usage(stdout); exit(0);
 		default: usage(stderr); exit(EXIT_SETUP);
 		}
@@ -415,6 +438,15 @@ static void parse_options(int argc, char **argv, struct options *opt)
 		    "erovm-ctl until shut down (see --help)");
 	if (opt->vsock_cid_given && !opt->vsock_path)
 		die("--vsock-cid needs --vsock");
+	if (opt->console && !*opt->console)
+		die("--console needs stdio, FILE or socket:PATH");
+	if (opt->interactive && !opt->console)
+		opt->console = "stdio";
+	if (opt->interactive && strcmp(opt->console, "stdio") &&
+	    strncmp(opt->console, "socket:", 7))
+		die("--interactive needs a console with input: stdio or socket:PATH, not a file");
+	if (opt->interactive && optind >= argc)
+		die("--interactive needs a command to run on the console");
 	opt->command = argv + optind;
 	opt->command_argc = argc - optind;
 	opt->disks[0] = (struct disk_arg){
@@ -516,6 +548,10 @@ struct machine {
 	char device_specs[VIRTIO_MMIO_MAX_DEVICES][32];
 	unsigned int nr_device_specs;
 	bool bootconfig_used;
+	struct console_backend *cons_backend;   /* --console */
+	struct virtio_console *cons;
+	int cons_irq_fd;
+	int cons_tty_fd;                        /* the terminal it follows, or -1 */
 	FILE *console;                      /* where ttyS0 goes, or NULL */
 	uint64_t first_run_ns;
 	uint64_t first_serial_ns;
@@ -707,6 +743,80 @@ static void add_vsock(struct machine *m)
 	announce_device(m, base, irq);
 }
 
+/* The console follows vmm-run's terminal window (SIGWINCH). */
+static void terminal_resized(void *opaque)
+{
+	struct machine *m = opaque;
+	uint16_t cols, rows;
+
+	if (terminal_get_size(m->cons_tty_fd, &cols, &rows) == 0)
+		virtio_console_set_size(m->cons, cols, rows);
+}
+
+static void follow_terminal_size(struct machine *m)
+{
+	int fd, ret;
+
+	m->cons_tty_fd = isatty(STDIN_FILENO) ? STDIN_FILENO :
+			 isatty(STDOUT_FILENO) ? STDOUT_FILENO : -1;
+	if (m->cons_tty_fd < 0)
+		return;
+	fd = terminal_resize_eventfd();
+	ret = fd < 0 ? fd : io_loop_watch_eventfd(&m->loop, fd, terminal_resized, m);
+	if (ret < 0)
+		die("cannot follow the terminal's size: %s", strerror(-ret));
+	terminal_resized(m);
+}
+
+static void open_console_backend(struct machine *m)
+{
+	const char *spec = m->opt.console;
+	char err[512];
+	int ret;
+
+	if (!strcmp(spec, "stdio"))
+		ret = console_stdio_create(&m->cons_backend, &m->loop, STDIN_FILENO,
+					   STDOUT_FILENO, err, sizeof(err));
+	else if (!strncmp(spec, "socket:", 7))
+		ret = console_socket_create(&m->cons_backend, &m->loop, spec + 7,
+					    err, sizeof(err));
+	else
+		ret = console_file_create(&m->cons_backend, &m->loop, spec, err,
+					  sizeof(err));
+	if (ret < 0)
+		die("--console %s: %s", spec, err);
+}
+
+static void add_console(struct machine *m)
+{
+	unsigned int irq;
+	uint64_t base = next_mmio_window(m, &irq);
+	struct virtio_mmio *transport;
+	char err[512];
+
+	open_console_backend(m);
+	m->cons_irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (m->cons_irq_fd < 0)
+		die("eventfd: %s", strerror(errno));
+	if (virtio_console_create(&m->cons, &m->loop, m->cons_backend, &m->vm.mem,
+				  m->cons_irq_fd, err, sizeof(err)))
+		die("--console %s: %s", m->opt.console, err);
+	transport = virtio_console_mmio(m->cons);
+	check_bus(bus_register(&m->vm.mmio, base, VIRTIO_MMIO_REGION_SIZE,
+			       virtio_mmio_access, transport, "virtio-console"),
+		  "the virtio console");
+	for (unsigned int q = 0; q < transport->cfg.nr_queues; q++) {
+		if (vm_add_ioeventfd(&m->vm, base + VIRTIO_MMIO_QUEUE_NOTIFY_OFFSET, 4, q,
+				     transport->queues[q].notify_fd))
+			die("cannot wire the console to KVM (ioeventfd): %s", strerror(errno));
+	}
+	if (vm_add_irqfd(&m->vm, irq, m->cons_irq_fd))
+		die("cannot wire the console to KVM (irqfd): %s", strerror(errno));
+	announce_device(m, base, irq);
+	if (!strcmp(m->opt.console, "stdio"))
+		follow_terminal_size(m);
+}
+
 static void start_cmdline(const struct options *opt, char *cmdline, size_t size)
 {
 	int n = snprintf(cmdline, size,
@@ -819,6 +929,11 @@ static void tear_down(struct machine *m)
 		vsock_backend_destroy(m->vsock_backend);
 		close(m->vsock_irq_fd);
 	}
+	if (m->cons) {
+		virtio_console_destroy(m->cons);
+		close(m->cons_irq_fd);
+	}
+	console_backend_destroy(m->cons_backend);
 	serial_8250_destroy(&m->console_uart);
 	serial_8250_destroy(&m->command_uart);
 	i8042_destroy(&m->kbc);
@@ -896,9 +1011,14 @@ int main(int argc, char **argv)
 		die("%s", err);
 	add_legacy_devices(&m);
 	start_cmdline(&m.opt, cmdline, sizeof(cmdline));
+	if (m.opt.interactive &&
+	    guest_args_add_flag(cmdline, sizeof(cmdline), GUEST_FLAG_INTERACTIVE) < 0)
+		die("kernel command line too long");
 	add_disks(&m);
 	if (m.opt.vsock_path)
 		add_vsock(&m);
+	if (m.opt.console)
+		add_console(&m);
 	handoff.initrd_size = finish_cmdline(&m, cmdline,
 					     boot_cmdline_limit(kernel, kernel_size),
 					     bootconfig, sizeof(bootconfig));
@@ -907,8 +1027,15 @@ int main(int argc, char **argv)
 
 	if (io_loop_start(&m.loop))
 		die("cannot start the I/O thread");
+	/* A terminal console goes raw only now: errors above print normally. */
+	if (m.cons_backend && !strcmp(m.opt.console, "stdio") && isatty(STDIN_FILENO)) {
+		ret = terminal_make_raw(STDIN_FILENO);
+		if (ret < 0)
+			die("cannot put the terminal in raw mode: %s", strerror(-ret));
+	}
 	stop = vm_run(&m.vm, first_run, &m, err, sizeof(err));
 	exit_ns = now_ns();
+	terminal_restore();
 	tear_down(&m);
 	fflush(stdout);
 	if (m.opt.boot_time)

@@ -189,6 +189,59 @@ static void test_decoder_accepts_any_escape(void **state)
 	assert_string_equal(word, "ABc-~");
 }
 
+static void test_flag_round_trip(void **state)
+{
+	char line[GUEST_CMDLINE_SIZE] = BASE_LINE;
+	char *argv[] = { "sh" };
+
+	(void)state;
+	assert_false(guest_args_has_flag(line, GUEST_FLAG_INTERACTIVE));
+	assert_int_equal(guest_args_add_flag(line, sizeof(line), GUEST_FLAG_INTERACTIVE),
+			 strlen(BASE_LINE " " GUEST_FLAG_INTERACTIVE));
+	assert_string_equal(line, BASE_LINE " " GUEST_FLAG_INTERACTIVE);
+	assert_true(guest_args_has_flag(line, GUEST_FLAG_INTERACTIVE));
+	/* Still found once the command follows; the kernel adds a newline. */
+	assert_true(guest_args_encode(line, sizeof(line), argv, 1) > 0);
+	strcat(line, "\n");
+	assert_true(guest_args_has_flag(line, GUEST_FLAG_INTERACTIVE));
+}
+
+static void test_flag_is_a_whole_word_before_the_command(void **state)
+{
+	(void)state;
+	assert_true(guest_args_has_flag("erovm.interactive", "erovm.interactive"));
+	assert_true(guest_args_has_flag("  a\terovm.interactive  b", "erovm.interactive"));
+	/* Quotes are stripped as the kernel strips them. */
+	assert_true(guest_args_has_flag("a \"erovm.interactive\"", "erovm.interactive"));
+	/* Parts of words, values and longer words are not the flag. */
+	assert_false(guest_args_has_flag("erovm.interactiv", "erovm.interactive"));
+	assert_false(guest_args_has_flag("erovm.interactive=0", "erovm.interactive"));
+	assert_false(guest_args_has_flag("xerovm.interactive", "erovm.interactive"));
+	assert_false(guest_args_has_flag("a=\"x erovm.interactive\"", "erovm.interactive"));
+	/* After "--" it is the command's, not a flag (even quoted "--"). */
+	assert_false(guest_args_has_flag("a -- erovm.interactive", "erovm.interactive"));
+	assert_false(guest_args_has_flag("a \"--\" erovm.interactive", "erovm.interactive"));
+	assert_true(guest_args_has_flag("a --x erovm.interactive", "erovm.interactive"));
+	assert_false(guest_args_has_flag("", "erovm.interactive"));
+}
+
+static void test_flag_needs_room(void **state)
+{
+	char line[24] = "console=ttyS0";
+	char full[4] = { 'a', 'b', 'c', 'd' };
+
+	(void)state;
+	/* " erovm.interactive" and the NUL need 19 bytes; 24 - 13 is too few. */
+	assert_int_equal(guest_args_add_flag(line, sizeof(line), GUEST_FLAG_INTERACTIVE),
+			 -ENOSPC);
+	assert_string_equal(line, "console=ttyS0");
+	assert_int_equal(guest_args_add_flag(full, sizeof(full), "x"), -EINVAL);
+	line[0] = '\0';
+	assert_int_equal(guest_args_add_flag(line, sizeof(line), GUEST_FLAG_INTERACTIVE),
+			 17);
+	assert_string_equal(line, GUEST_FLAG_INTERACTIVE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -202,6 +255,9 @@ int main(void)
 		cmocka_unit_test(test_refuses_bad_argument_lists),
 		cmocka_unit_test(test_decoder_rejects_bad_words),
 		cmocka_unit_test(test_decoder_accepts_any_escape),
+		cmocka_unit_test(test_flag_round_trip),
+		cmocka_unit_test(test_flag_is_a_whole_word_before_the_command),
+		cmocka_unit_test(test_flag_needs_room),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
