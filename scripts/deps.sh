@@ -10,6 +10,7 @@ libprotobuf-c-dev protobuf-c-compiler libarchive-dev libseccomp-dev
 linux-source-6.12 flex bison bc libelf-dev libssl-dev xz-utils
 qemu-system-x86 busybox-static cpio kmod
 erofs-utils e2fsprogs attr crun containerd
+fio python3 python3-matplotlib
 "
 
 missing=""
