@@ -84,7 +84,7 @@ def guest(pairs, quick):
     kernel = monitors.env_path("guest_kernel")
     image = monitors.env_path("bench_image")
     size = (64 if quick else 256) << 20
-    runtime, ramp = (1, 1) if quick else (5, 1)
+    runtime, ramp = (1, 0) if quick else (5, 1)
     with tempfile.TemporaryDirectory(prefix="erovm-bench-block.") as tmp:
         plain, extents, cuts = make_data(tmp, size)
         disks = {

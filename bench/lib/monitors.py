@@ -242,21 +242,27 @@ def kvm_stats(pid):
     return counters
 
 
-def run_guest(argv, marker=MARKER, snapshot=None, timeout=900):
+def run_guest(argv, marker=MARKER, snapshot=None, timeout=300):
     """Runs a monitor whose guest prints its command's output on the
     monitor's stdout. Returns, in ms from just before the spawn, when
     @marker first appeared on a line ("marker_ms") and when the monitor
     exited ("exit_ms"), its status, output lines and stderr. With
     @snapshot = guest MiB, reads the monitor's memory and KVM statistics
-    as soon as the marker appears and kills it then (exit_ms is None)."""
+    as soon as the marker appears and kills it then (exit_ms is None).
+    A monitor still running after @timeout seconds is killed, and
+    "timed_out" says so."""
     with tempfile.TemporaryFile() as err:
         start = time.monotonic_ns()
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=err, start_new_session=True)
-        timer = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
-        timer.start()
         result = {"argv": " ".join(shlex.quote(a) for a in argv), "marker_ms": None,
-                  "exit_ms": None, "output": []}
+                  "exit_ms": None, "output": [], "timed_out": False}
+
+        def expire():
+            result["timed_out"] = True
+            os.killpg(proc.pid, signal.SIGKILL)
+        timer = threading.Timer(timeout, expire)
+        timer.start()
         try:
             for line in proc.stdout:
                 text = line.decode(errors="replace").rstrip("\n")
@@ -280,6 +286,8 @@ def run_guest(argv, marker=MARKER, snapshot=None, timeout=900):
         err.seek(0)
         result["stderr"] = err.read().decode(errors="replace")
         result["status"] = proc.returncode
+    if result["timed_out"]:
+        result["stderr"] += "\nbench: killed after %d s: %s" % (timeout, result["argv"])
     return result
 
 
