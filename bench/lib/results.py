@@ -55,14 +55,24 @@ def commit(repo):
 
 def build(suite, phases, repo, quick):
     """The result document of @suite from its measured phases (raw dicts
-    with "comparisons", "notes", "where", "machine" and "extra")."""
-    comparisons, notes, where, extra = [], [], {}, {}
-    for phase in phases:
-        comparisons += [stats.compare(c) for c in phase.get("comparisons", [])]
-        notes += phase.get("notes", [])
-        where[phase["phase"]] = {"where": phase["where"], "machine": phase["machine"],
-                                 "loadavg_after": phase.get("loadavg_after")}
-        extra[phase["phase"]] = phase.get("extra", {})
+    with "phase", "comparisons", "notes", "where", "machine" and "extra").
+    A phase measured in several chunks (test host runs) comes as several
+    raw dicts of that phase: their samples are joined, pair for pair."""
+    merged, notes, where, extra = {}, [], {}, {}
+    for raw in phases:
+        for c in raw.get("comparisons", []):
+            if c["key"] in merged:
+                merged[c["key"]]["a_samples"] += c["a_samples"]
+                merged[c["key"]]["b_samples"] += c["b_samples"]
+            else:
+                merged[c["key"]] = dict(c, a_samples=list(c["a_samples"]),
+                                        b_samples=list(c["b_samples"]))
+        notes += [n for n in raw.get("notes", []) if n not in notes]
+        info = where.setdefault(raw["phase"], {"where": raw["where"], "machine": raw["machine"],
+                                                "runs": 0, "loadavg_after": []})
+        info["runs"] += 1
+        info["loadavg_after"].append(raw.get("loadavg_after"))
+        extra.setdefault(raw["phase"], []).append(raw.get("extra", {}))
     return {
         "schema": SCHEMA,
         "suite": suite,
@@ -72,7 +82,7 @@ def build(suite, phases, repo, quick):
         "machine": machine(),
         "phases": where,
         "notes": notes,
-        "comparisons": comparisons,
+        "comparisons": [stats.compare(c) for c in merged.values()],
         "extra": extra,
     }
 
