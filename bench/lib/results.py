@@ -47,8 +47,11 @@ def machine():
 def commit(repo):
     """The commit measured, with '-dirty' when the tree had changes."""
     def git(*args):
-        return subprocess.run(["git", "-C", repo, *args], capture_output=True,
-                              text=True, check=False).stdout.strip()
+        try:
+            return subprocess.run(["git", "-C", repo, *args], capture_output=True,
+                                  text=True, check=False).stdout.strip()
+        except OSError:  # no git: a tarball
+            return ""
     head = git("rev-parse", "HEAD") or "unknown"
     return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
