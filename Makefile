@@ -77,7 +77,8 @@ PROGRAMS := $(VMM_RUN) $(GUEST_INIT) $(UNIT_TESTS) $(KVM_SMOKE) $(EROFS_FLATTEN)
 # Keep intermediate objects so rebuilds are incremental.
 .SECONDARY:
 
-.PHONY: all programs kernels guest-kernel testhost rootfs fixtures deps check demo paths clean
+.PHONY: all programs kernels guest-kernel testhost rootfs fixtures deps check demo paths clean \
+	bench bench-tools
 .DEFAULT_GOAL := all
 
 all: programs kernels rootfs fixtures
@@ -183,6 +184,23 @@ $(KVM_SMOKE): $(BUILD)/obj/tests/kvm/smoke.o
 	@echo "  LD $@"
 	$(Q)$(CC) -o $@ $^
 
+# Benchmarks (bench/run): a stopwatch for monitors' start-up and a tiny
+# guest (a PVH "kernel" of a few instructions) that any /dev/kvm runs.
+BENCH_TOOLS := $(BUILD)/bench/kvm-stopwatch $(BUILD)/bench/tiny-guest
+
+bench-tools: $(BENCH_TOOLS)
+
+$(BUILD)/bench/kvm-stopwatch: $(BUILD)/obj/bench/kvm-stopwatch.o
+	@mkdir -p $(@D)
+	@echo "  LD $@"
+	$(Q)$(CC) -o $@ $^
+
+$(BUILD)/bench/tiny-guest: bench/tiny-guest.S
+	@mkdir -p $(@D)
+	@echo "  AS $<"
+	$(Q)$(CC) -nostdlib -static -no-pie -Wl,-N,--no-warn-rwx-segments,--build-id=none \
+		-Wl,-Ttext=0x100000,-e,pvh_entry -o $@ $<
+
 # The kernels are cached outside the repository; their scripts do nothing
 # when the cache already holds a matching build.
 kernels: guest-kernel testhost
@@ -205,6 +223,11 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/demo
 
+# QUICK=1: bench/run --quick, a smoke check of every suite.
+bench: deps
+	$(Q)$(MAKE) --no-print-directory $(VMM_RUN) kernels rootfs bench-tools
+	$(Q)BUILD=$(BUILD) bench/run $(if $(QUICK),--quick)
+
 paths:
 	$(Q)kernel-config/build --print-paths
 	$(Q)tests/testhost/prepare --print-paths
@@ -218,6 +241,7 @@ paths:
 	@echo "fixtures=$(abspath $(FIXTURES))"
 	@echo "unit_tests=$(abspath $(BUILD)/tests/unit)"
 	@echo "host_tests=$(abspath $(HOST_TESTS))"
+	@echo "bench_tools=$(abspath $(BUILD)/bench)"
 
 clean:
 	rm -rf $(BUILD)

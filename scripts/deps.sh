@@ -10,7 +10,7 @@ libprotobuf-c-dev protobuf-c-compiler libjson-c-dev libarchive-dev libseccomp-de
 linux-source-6.12 flex bison bc libelf-dev libssl-dev xz-utils
 qemu-system-x86 busybox-static cpio kmod
 erofs-utils e2fsprogs attr crun containerd
-python3
+fio python3 python3-matplotlib
 "
 
 missing=""
