@@ -5,10 +5,11 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "shim/text.h"
 
 static const char *const role_names[] = {
 	[DISK_ROLE_ROOTFS] = "rootfs",
@@ -23,21 +24,6 @@ static const char *const source_names[] = {
 };
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-
-static int set_error(char *err, size_t err_size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int set_error(char *err, size_t err_size, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err_size) {
-		va_start(ap, fmt);
-		vsnprintf(err, err_size, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 void disk_set_init(struct disk_set *set)
 {
@@ -84,18 +70,18 @@ static int check_spec(const struct disk_spec *spec, char *err, size_t err_size)
 
 	if ((unsigned int)spec->role >= ARRAY_LEN(role_names) ||
 	    (unsigned int)spec->source >= ARRAY_LEN(source_names))
-		return set_error(err, err_size, "unknown disk role or source");
+		return shim_error(err, err_size, "unknown disk role or source");
 	if (wants_directory != (spec->directory != NULL))
-		return set_error(err, err_size, "a %s disk %s",
+		return shim_error(err, err_size, "a %s disk %s",
 				 source_names[spec->source], wants_directory ? "needs a directory" : "takes no directory");
 	if (wants_directory && spec->directory[0] != '/')
-		return set_error(err, err_size, "directory \"%s\" is not absolute", spec->directory);
+		return shim_error(err, err_size, "directory \"%s\" is not absolute", spec->directory);
 	if ((spec->source == DISK_NEW_EXT4) != (spec->size != 0))
-		return set_error(err, err_size, "only a new ext4 disk, and each, has a size");
+		return shim_error(err, err_size, "only a new ext4 disk, and each, has a size");
 	if (spec->require_empty && spec->source != DISK_NEW_EXT4)
-		return set_error(err, err_size, "only a new ext4 disk requires an empty directory");
+		return shim_error(err, err_size, "only a new ext4 disk requires an empty directory");
 	if ((spec->source == DISK_LAYER || spec->source == DISK_DIRECTORY) && !spec->read_only)
-		return set_error(err, err_size, "an EROFS image disk is read-only");
+		return shim_error(err, err_size, "an EROFS image disk is read-only");
 	return 0;
 }
 
@@ -107,12 +93,12 @@ struct disk *disk_set_add(struct disk_set *set, const struct disk_spec *spec,
 	if (check_spec(spec, err, err_size) < 0)
 		return NULL;
 	if (set->count == DISKS_MAX) {
-		set_error(err, err_size, "a VM takes at most %d disks; %s disk %u would be one more",
+		shim_error(err, err_size, "a VM takes at most %d disks; %s disk %u would be one more",
 			  DISKS_MAX, role_names[spec->role], set->next_index[spec->role]);
 		return NULL;
 	}
 	if (spec->role == DISK_ROLE_ROOTFS && set->next_index[DISK_ROLE_VOLUME]) {
-		set_error(err, err_size, "rootfs disks come before volume disks");
+		shim_error(err, err_size, "rootfs disks come before volume disks");
 		return NULL;
 	}
 	disk = &set->disks[set->count];
@@ -127,7 +113,7 @@ struct disk *disk_set_add(struct disk_set *set, const struct disk_spec *spec,
 	if (!copy_string(&disk->directory, spec->directory) ||
 	    !copy_string(&disk->require_empty, spec->require_empty)) {
 		free_disk(disk);
-		set_error(err, err_size, "out of memory");
+		shim_error(err, err_size, "out of memory");
 		return NULL;
 	}
 	set->next_index[spec->role]++;
@@ -142,23 +128,23 @@ int disk_add_extent(struct disk *disk, const char *path, uint64_t offset, uint64
 	struct disk_extent *extents;
 
 	if (problem)
-		return set_error(err, err_size, "disk %s: file \"%s\" %s", disk->serial, path,
+		return shim_error(err, err_size, "disk %s: file \"%s\" %s", disk->serial, path,
 				 problem);
 	if (disk->extent_count == DISK_EXTENTS_MAX)
-		return set_error(err, err_size, "disk %s: more than %d extents", disk->serial,
+		return shim_error(err, err_size, "disk %s: more than %d extents", disk->serial,
 				 DISK_EXTENTS_MAX);
 	if (length && offset > UINT64_MAX - length)
-		return set_error(err, err_size, "disk %s: extent %s@%" PRIu64 "+%" PRIu64
+		return shim_error(err, err_size, "disk %s: extent %s@%" PRIu64 "+%" PRIu64
 				 " ends past 2^64", disk->serial, path, offset, length);
 	extents = realloc(disk->extents, (disk->extent_count + 1) * sizeof(*extents));
 	if (!extents)
-		return set_error(err, err_size, "out of memory");
+		return shim_error(err, err_size, "out of memory");
 	disk->extents = extents;
 	extents[disk->extent_count] = (struct disk_extent){
 		.path = strdup(path), .offset = offset, .length = length,
 	};
 	if (!extents[disk->extent_count].path)
-		return set_error(err, err_size, "out of memory");
+		return shim_error(err, err_size, "out of memory");
 	disk->extent_count++;
 	return 0;
 }
@@ -302,9 +288,9 @@ static int get_string(json_object *obj, const char *key, bool required, const ch
 
 	*value = NULL;
 	if (!json_object_object_get_ex(obj, key, &field))
-		return required ? set_error(err, err_size, "missing \"%s\"", key) : 0;
+		return required ? shim_error(err, err_size, "missing \"%s\"", key) : 0;
 	if (!json_object_is_type(field, json_type_string))
-		return set_error(err, err_size, "\"%s\" is not a string", key);
+		return shim_error(err, err_size, "\"%s\" is not a string", key);
 	*value = json_object_get_string(field);
 	return 0;
 }
@@ -318,10 +304,10 @@ static int get_uint(json_object *obj, const char *key, uint64_t *value, char *er
 	if (!json_object_object_get_ex(obj, key, &field))
 		return 0;
 	if (!json_object_is_type(field, json_type_int))
-		return set_error(err, err_size, "\"%s\" is not an integer", key);
+		return shim_error(err, err_size, "\"%s\" is not an integer", key);
 	number = json_object_get_int64(field);
 	if (number < 0)
-		return set_error(err, err_size, "\"%s\" is negative", key);
+		return shim_error(err, err_size, "\"%s\" is negative", key);
 	*value = (uint64_t)number;
 	return 0;
 }
@@ -335,7 +321,7 @@ static int lookup_name(const char *const *names, size_t count, const char *what,
 			return 0;
 		}
 	}
-	return set_error(err, err_size, "unknown %s \"%s\"", what, name);
+	return shim_error(err, err_size, "unknown %s \"%s\"", what, name);
 }
 
 static int disk_from_json(json_object *obj, struct disk_set *set, char *err, size_t err_size)
@@ -347,7 +333,7 @@ static int disk_from_json(json_object *obj, struct disk_set *set, char *err, siz
 	struct disk *disk;
 
 	if (!json_object_is_type(obj, json_type_object))
-		return set_error(err, err_size, "not an object");
+		return shim_error(err, err_size, "not an object");
 	if (get_string(obj, "serial", true, &serial, err, err_size) < 0 ||
 	    get_string(obj, "role", true, &role, err, err_size) < 0 ||
 	    get_string(obj, "source", true, &source, err, err_size) < 0 ||
@@ -361,10 +347,10 @@ static int disk_from_json(json_object *obj, struct disk_set *set, char *err, siz
 		return -1;
 	if (!json_object_object_get_ex(obj, "read_only", &read_only) ||
 	    !json_object_is_type(read_only, json_type_boolean))
-		return set_error(err, err_size, "\"read_only\" is missing or not a boolean");
+		return shim_error(err, err_size, "\"read_only\" is missing or not a boolean");
 	if (!json_object_object_get_ex(obj, "extents", &extents) ||
 	    !json_object_is_type(extents, json_type_array))
-		return set_error(err, err_size, "\"extents\" is missing or not an array");
+		return shim_error(err, err_size, "\"extents\" is missing or not an array");
 	spec.role = (enum disk_role)role_index;
 	spec.source = (enum disk_source)source_index;
 	spec.read_only = json_object_get_boolean(read_only);
@@ -372,14 +358,14 @@ static int disk_from_json(json_object *obj, struct disk_set *set, char *err, siz
 	if (!disk)
 		return -1;
 	if (strcmp(disk->serial, serial))
-		return set_error(err, err_size, "serial \"%s\" out of order (expected \"%s\")",
+		return shim_error(err, err_size, "serial \"%s\" out of order (expected \"%s\")",
 				 serial, disk->serial);
 	for (size_t i = 0; i < json_object_array_length(extents); i++) {
 		json_object *e = json_object_array_get_idx(extents, i);
 		uint64_t offset, length;
 
 		if (!json_object_is_type(e, json_type_object))
-			return set_error(err, err_size, "extent %zu is not an object", i);
+			return shim_error(err, err_size, "extent %zu is not an object", i);
 		if (get_string(e, "path", true, &path, err, err_size) < 0 ||
 		    get_uint(e, "offset", &offset, err, err_size) < 0 ||
 		    get_uint(e, "length", &length, err, err_size) < 0 ||
@@ -395,11 +381,11 @@ int disk_set_from_json(json_object *json, struct disk_set *set, char *err, size_
 
 	disk_set_init(set);
 	if (!json_object_is_type(json, json_type_array))
-		return set_error(err, err_size, "disks: not an array");
+		return shim_error(err, err_size, "disks: not an array");
 	for (size_t i = 0; i < json_object_array_length(json); i++) {
 		if (disk_from_json(json_object_array_get_idx(json, i), set, msg, sizeof(msg)) < 0) {
 			disk_set_free(set);
-			return set_error(err, err_size, "disks[%zu]: %s", i, msg);
+			return shim_error(err, err_size, "disks[%zu]: %s", i, msg);
 		}
 	}
 	return 0;

@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "shim/text.h"
 
 /* What the conversion does; part of every cache key. */
 #define CONVERSION_VERSION "v1"
@@ -36,21 +37,6 @@
 #define EROFS_SLOT_BLOCKS 64
 #define EROFS_SLOT_MAPPED_BLKADDR 68
 
-static int set_error(char *err, size_t err_size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int set_error(char *err, size_t err_size, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err_size) {
-		va_start(ap, fmt);
-		vsnprintf(err, err_size, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 /*
  * Runs @argv (argv[0] looked up in PATH) with stdin on /dev/null and its
  * output collected; a failure's message ends with the output's tail.
@@ -64,12 +50,12 @@ static int run_tool(char *const argv[], char *err, size_t err_size)
 	pid_t pid;
 
 	if (pipe2(pipe_fds, O_CLOEXEC) < 0)
-		return set_error(err, err_size, "%s: pipe: %s", argv[0], strerror(errno));
+		return shim_error(err, err_size, "%s: pipe: %s", argv[0], strerror(errno));
 	pid = fork();
 	if (pid < 0) {
 		close(pipe_fds[0]);
 		close(pipe_fds[1]);
-		return set_error(err, err_size, "%s: fork: %s", argv[0], strerror(errno));
+		return shim_error(err, err_size, "%s: fork: %s", argv[0], strerror(errno));
 	}
 	if (pid == 0) {
 		int null_fd = open("/dev/null", O_RDONLY);
@@ -97,16 +83,16 @@ static int run_tool(char *const argv[], char *err, size_t err_size)
 	close(pipe_fds[0]);
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
-			return set_error(err, err_size, "%s: waitpid: %s", argv[0], strerror(errno));
+			return shim_error(err, err_size, "%s: waitpid: %s", argv[0], strerror(errno));
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
 	while (len && (output[len - 1] == '\n' || output[len - 1] == ' '))
 		len--;
 	output[len] = '\0';
 	if (WIFEXITED(status))
-		return set_error(err, err_size, "%s failed (exit %d): %s", argv[0],
+		return shim_error(err, err_size, "%s failed (exit %d): %s", argv[0],
 				 WEXITSTATUS(status), output);
-	return set_error(err, err_size, "%s killed by signal %d", argv[0], WTERMSIG(status));
+	return shim_error(err, err_size, "%s killed by signal %d", argv[0], WTERMSIG(status));
 }
 
 static const char *tool(const char *configured, const char *name)
@@ -123,16 +109,16 @@ static int sync_parent(const char *path, char *err, size_t err_size)
 	int fd, rc;
 
 	if (len >= sizeof(dir))
-		return set_error(err, err_size, "%s: path too long", path);
+		return shim_error(err, err_size, "%s: path too long", path);
 	memcpy(dir, path, len);
 	dir[len] = '\0';
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		return set_error(err, err_size, "open %s: %s", dir, strerror(errno));
+		return shim_error(err, err_size, "open %s: %s", dir, strerror(errno));
 	rc = fsync(fd);
 	close(fd);
 	if (rc < 0)
-		return set_error(err, err_size, "fsync %s: %s", dir, strerror(errno));
+		return shim_error(err, err_size, "fsync %s: %s", dir, strerror(errno));
 	return 0;
 }
 
@@ -141,11 +127,11 @@ static int sync_file(const char *path, char *err, size_t err_size)
 	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
 
 	if (fd < 0)
-		return set_error(err, err_size, "open %s: %s", path, strerror(errno));
+		return shim_error(err, err_size, "open %s: %s", path, strerror(errno));
 	rc = fsync(fd);
 	close(fd);
 	if (rc < 0)
-		return set_error(err, err_size, "fsync %s: %s", path, strerror(errno));
+		return shim_error(err, err_size, "fsync %s: %s", path, strerror(errno));
 	return 0;
 }
 
@@ -153,7 +139,7 @@ static int sync_file(const char *path, char *err, size_t err_size)
 static int temp_name(const char *final, char *tmp, size_t size, char *err, size_t err_size)
 {
 	if ((size_t)snprintf(tmp, size, "%s.tmp.%ld", final, (long)getpid()) >= size)
-		return set_error(err, err_size, "%s: path too long", final);
+		return shim_error(err, err_size, "%s: path too long", final);
 	return 0;
 }
 
@@ -163,7 +149,7 @@ static int publish(const char *tmp, const char *final, char *err, size_t err_siz
 	if (sync_file(tmp, err, err_size) < 0)
 		goto fail;
 	if (rename(tmp, final) < 0) {
-		set_error(err, err_size, "rename %s to %s: %s", tmp, final, strerror(errno));
+		shim_error(err, err_size, "rename %s to %s: %s", tmp, final, strerror(errno));
 		goto fail;
 	}
 	return sync_parent(final, err, err_size);
@@ -181,9 +167,9 @@ static int convert(const struct layer_tools *tools, const char *dir, const char 
 	struct stat st;
 
 	if (stat(dir, &st) < 0)
-		return set_error(err, err_size, "layer %s: %s", dir, strerror(errno));
+		return shim_error(err, err_size, "layer %s: %s", dir, strerror(errno));
 	if (!S_ISDIR(st.st_mode))
-		return set_error(err, err_size, "layer %s: not a directory", dir);
+		return shim_error(err, err_size, "layer %s: not a directory", dir);
 	unlink(out);
 	if (run_tool(argv, err, err_size) < 0) {
 		unlink(out);
@@ -209,14 +195,14 @@ static int make_cache_dir(const char *path, char *err, size_t err_size)
 	size_t len = strlen(path);
 
 	if (path[0] != '/' || len >= sizeof(partial))
-		return set_error(err, err_size, "layer cache %s: not an absolute path", path);
+		return shim_error(err, err_size, "layer cache %s: not an absolute path", path);
 	memcpy(partial, path, len + 1);
 	for (size_t end = 1; end <= len; end++) {
 		if (end < len && partial[end] != '/')
 			continue;
 		partial[end] = '\0';
 		if (mkdir(partial, 0700) < 0 && errno != EEXIST)
-			return set_error(err, err_size, "mkdir %s: %s", partial, strerror(errno));
+			return shim_error(err, err_size, "mkdir %s: %s", partial, strerror(errno));
 		partial[end] = path[end];
 	}
 	return 0;
@@ -245,25 +231,25 @@ int layer_cache_get(const struct layer_tools *tools, const char *dir, char *imag
 
 	*converted = false;
 	if (stat(dir, &before) < 0)
-		return set_error(err, err_size, "layer %s: %s", dir, strerror(errno));
+		return shim_error(err, err_size, "layer %s: %s", dir, strerror(errno));
 	if (!S_ISDIR(before.st_mode))
-		return set_error(err, err_size, "layer %s: not a directory", dir);
+		return shim_error(err, err_size, "layer %s: not a directory", dir);
 	if ((size_t)snprintf(image, size, "%s/%ju-%ju-%jd.%09ld-" CONVERSION_VERSION ".erofs",
 			     cache, (uintmax_t)before.st_dev, (uintmax_t)before.st_ino,
 			     (intmax_t)before.st_ctim.tv_sec, before.st_ctim.tv_nsec) >= size ||
 	    (size_t)snprintf(lock_path, sizeof(lock_path), "%.*s.lock",
 			     (int)(strlen(image) - strlen(".erofs")), image) >= sizeof(lock_path))
-		return set_error(err, err_size, "layer cache %s: path too long", cache);
+		return shim_error(err, err_size, "layer cache %s: path too long", cache);
 	if (is_regular_file(image))
 		return 0;
 	if (make_cache_dir(cache, err, err_size) < 0)
 		return -1;
 	lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (lock_fd < 0)
-		return set_error(err, err_size, "open %s: %s", lock_path, strerror(errno));
+		return shim_error(err, err_size, "open %s: %s", lock_path, strerror(errno));
 	while (flock(lock_fd, LOCK_EX) < 0) {
 		if (errno != EINTR) {
-			set_error(err, err_size, "flock %s: %s", lock_path, strerror(errno));
+			shim_error(err, err_size, "flock %s: %s", lock_path, strerror(errno));
 			goto out;
 		}
 	}
@@ -277,7 +263,7 @@ int layer_cache_get(const struct layer_tools *tools, const char *dir, char *imag
 		goto out;
 	if (stat(dir, &after) < 0 || !same_directory(&before, &after)) {
 		unlink(tmp);
-		set_error(err, err_size, "layer %s changed while it was converted: not an "
+		shim_error(err, err_size, "layer %s changed while it was converted: not an "
 			  "immutable (committed) layer", dir);
 		goto out;
 	}
@@ -295,16 +281,16 @@ static int check_empty_dir(const char *path, char *err, size_t err_size)
 	int rc = 0;
 
 	if (!dir)
-		return set_error(err, err_size, "upperdir %s: %s", path, strerror(errno));
+		return shim_error(err, err_size, "upperdir %s: %s", path, strerror(errno));
 	while ((errno = 0, entry = readdir(dir))) {
 		if (strcmp(entry->d_name, ".") && strcmp(entry->d_name, "..")) {
-			rc = set_error(err, err_size, "upperdir %s is not empty (it holds \"%s\"): "
+			rc = shim_error(err, err_size, "upperdir %s is not empty (it holds \"%s\"): "
 				       "its content would not reach the VM", path, entry->d_name);
 			break;
 		}
 	}
 	if (!rc && errno)
-		rc = set_error(err, err_size, "readdir %s: %s", path, strerror(errno));
+		rc = shim_error(err, err_size, "readdir %s: %s", path, strerror(errno));
 	closedir(dir);
 	return rc;
 }
@@ -319,14 +305,14 @@ int layer_create_ext4(const struct layer_tools *tools, const char *path, uint64_
 	if (access(path, F_OK) == 0)
 		return 0;
 	if (size > INT64_MAX)
-		return set_error(err, err_size, "%s: size %" PRIu64 " is too large", path, size);
+		return shim_error(err, err_size, "%s: size %" PRIu64 " is too large", path, size);
 	if (temp_name(path, tmp, sizeof(tmp), err, err_size) < 0)
 		return -1;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return set_error(err, err_size, "create %s: %s", tmp, strerror(errno));
+		return shim_error(err, err_size, "create %s: %s", tmp, strerror(errno));
 	if (ftruncate(fd, (off_t)size) < 0) {
-		set_error(err, err_size, "truncate %s to %" PRIu64 " bytes: %s", tmp, size,
+		shim_error(err, err_size, "truncate %s to %" PRIu64 " bytes: %s", tmp, size,
 			  strerror(errno));
 		close(fd);
 		unlink(tmp);
@@ -367,34 +353,34 @@ int layer_check_flat_erofs(const struct disk *disk, char *err, size_t err_size)
 	int fd, rc = -1;
 
 	if (!disk->extent_count)
-		return set_error(err, err_size, "disk %s has no extents", disk->serial);
+		return shim_error(err, err_size, "disk %s has no extents", disk->serial);
 	for (size_t i = 0; i < disk->extent_count; i++)
 		if (disk->extents[i].offset || disk->extents[i].length)
-			return set_error(err, err_size, "disk %s: extent %zu is not a whole file",
+			return shim_error(err, err_size, "disk %s: extent %zu is not a whole file",
 					 disk->serial, i);
 	fd = open(meta, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return set_error(err, err_size, "%s: %s", meta, strerror(errno));
+		return shim_error(err, err_size, "%s: %s", meta, strerror(errno));
 	if (fstat(fd, &st) < 0 || read_at(fd, sb, sizeof(sb), EROFS_SUPER_OFFSET) < 0 ||
 	    le32(sb) != EROFS_SUPER_MAGIC) {
-		set_error(err, err_size, "%s: not an EROFS image", meta);
+		shim_error(err, err_size, "%s: not an EROFS image", meta);
 		goto out;
 	}
 	blkszbits = sb[EROFS_SB_BLKSZBITS];
 	if (blkszbits < 9 || blkszbits > 16) {
-		set_error(err, err_size, "%s: EROFS block size 2^%u is not supported", meta, blkszbits);
+		shim_error(err, err_size, "%s: EROFS block size 2^%u is not supported", meta, blkszbits);
 		goto out;
 	}
 	block_size = 1ULL << blkszbits;
 	devices = le32(sb + EROFS_SB_FEATURE_INCOMPAT) & EROFS_FEATURE_INCOMPAT_DEVICE_TABLE
 			  ? le16(sb + EROFS_SB_EXTRA_DEVICES) : 0;
 	if (devices != disk->extent_count - 1) {
-		set_error(err, err_size, "%s: its device table lists %u blobs, the mount gives %zu",
+		shim_error(err, err_size, "%s: its device table lists %u blobs, the mount gives %zu",
 			  meta, devices, disk->extent_count - 1);
 		goto out;
 	}
 	if ((uint64_t)st.st_size % block_size && devices) {
-		set_error(err, err_size, "%s: %jd bytes, not whole %" PRIu64 "-byte blocks",
+		shim_error(err, err_size, "%s: %jd bytes, not whole %" PRIu64 "-byte blocks",
 			  meta, (intmax_t)st.st_size, block_size);
 		goto out;
 	}
@@ -407,28 +393,28 @@ int layer_check_flat_erofs(const struct disk *disk, char *err, size_t err_size)
 		uint32_t mapped;
 
 		if (read_at(fd, slot, sizeof(slot), slot_offset) < 0) {
-			set_error(err, err_size, "%s: device slot %u cannot be read", meta, i);
+			shim_error(err, err_size, "%s: device slot %u cannot be read", meta, i);
 			goto out;
 		}
 		if (stat(blob, &blob_st) < 0) {
-			set_error(err, err_size, "blob %s: %s", blob, strerror(errno));
+			shim_error(err, err_size, "blob %s: %s", blob, strerror(errno));
 			goto out;
 		}
 		mapped = le32(slot + EROFS_SLOT_MAPPED_BLKADDR);
 		if (mapped != next_block) {
-			set_error(err, err_size, "%s: blob %u (%s) is mapped at block %" PRIu32
+			shim_error(err, err_size, "%s: blob %u (%s) is mapped at block %" PRIu32
 				  ", but lies at block %" PRIu64 " of the flat disk: not a flat "
 				  "multi-device EROFS", meta, i + 1, blob, mapped, next_block);
 			goto out;
 		}
 		if ((uint64_t)blob_st.st_size % block_size && i + 1 < devices) {
-			set_error(err, err_size, "blob %s: not whole %" PRIu64 "-byte blocks",
+			shim_error(err, err_size, "blob %s: not whole %" PRIu64 "-byte blocks",
 				  blob, block_size);
 			goto out;
 		}
 		if (le32(slot + EROFS_SLOT_BLOCKS) >
 		    ((uint64_t)blob_st.st_size + block_size - 1) / block_size) {
-			set_error(err, err_size, "blob %s: shorter than the %" PRIu32 " blocks its "
+			shim_error(err, err_size, "blob %s: shorter than the %" PRIu32 " blocks its "
 				  "device slot says", blob, le32(slot + EROFS_SLOT_BLOCKS));
 			goto out;
 		}
@@ -466,7 +452,7 @@ static int prepare_disk(struct disk *disk, const struct layer_tools *tools,
 			return layer_check_flat_erofs(disk, err, err_size);
 		return 0;
 	}
-	return set_error(err, err_size, "unknown disk source %d", (int)disk->source);
+	return shim_error(err, err_size, "unknown disk source %d", (int)disk->source);
 }
 
 int layers_prepare_disks(struct disk_set *set, const struct layer_tools *tools,
@@ -479,9 +465,9 @@ int layers_prepare_disks(struct disk_set *set, const struct layer_tools *tools,
 
 		if ((disk->source == DISK_DIRECTORY || disk->source == DISK_NEW_EXT4) &&
 		    !disk->extent_count)
-			return set_error(err, err_size, "disk %s: no image path", disk->serial);
+			return shim_error(err, err_size, "disk %s: no image path", disk->serial);
 		if (prepare_disk(disk, tools, msg, sizeof(msg)) < 0)
-			return set_error(err, err_size, "disk %s: %s", disk->serial, msg);
+			return shim_error(err, err_size, "disk %s: %s", disk->serial, msg);
 	}
 	return 0;
 }

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "shim/text.h"
 #include "vmm/mount_plan.h"
 
 #define MESSAGE_SIZE 768
@@ -29,21 +30,6 @@ static const char *const guest_made_types[] = {
 /* Flags of a volume's mount that its bind in the container keeps. */
 static const char *const bind_flags[] = { "ro", "rw", "nosuid", "nodev", "noexec" };
 
-static int set_error(char *err, size_t err_size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int set_error(char *err, size_t err_size, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err_size) {
-		va_start(ap, fmt);
-		vsnprintf(err, err_size, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 static bool in_list(const char *const *list, size_t count, const char *s)
 {
 	for (size_t i = 0; i < count; i++)
@@ -58,14 +44,14 @@ int oci_read_spec(const char *bundle, json_object **spec, char *err, size_t err_
 
 	*spec = NULL;
 	if ((size_t)snprintf(path, sizeof(path), "%s/config.json", bundle) >= sizeof(path))
-		return set_error(err, err_size, "bundle path %s is too long", bundle);
+		return shim_error(err, err_size, "bundle path %s is too long", bundle);
 	*spec = json_object_from_file(path);
 	if (!*spec)
-		return set_error(err, err_size, "%s: %s", path, json_util_get_last_err());
+		return shim_error(err, err_size, "%s: %s", path, json_util_get_last_err());
 	if (!json_object_is_type(*spec, json_type_object)) {
 		json_object_put(*spec);
 		*spec = NULL;
-		return set_error(err, err_size, "%s: not a JSON object", path);
+		return shim_error(err, err_size, "%s: not a JSON object", path);
 	}
 	return 0;
 }
@@ -84,7 +70,7 @@ static int get_field(json_object *obj, const char *where, const char *key, json_
 	}
 	if (!json_object_is_type(*out, type)) {
 		*out = NULL;
-		return set_error(err, err_size, "config.json: %s%s is not a %s", where, key,
+		return shim_error(err, err_size, "config.json: %s%s is not a %s", where, key,
 				 json_type_to_name(type));
 	}
 	return 0;
@@ -160,7 +146,7 @@ int oci_vm_size(json_object *spec, struct oci_vm_size *size, char *err, size_t e
 		int64_t cpus;
 
 		if (p <= 0)
-			return set_error(err, err_size, "config.json: linux.resources.cpu.period "
+			return shim_error(err, err_size, "config.json: linux.resources.cpu.period "
 					 "%lld is not positive", (long long)p);
 		cpus = q / p + (q % p != 0);
 		size->cpus = cpus > OCI_VM_MAX_CPUS ? OCI_VM_MAX_CPUS : (unsigned int)cpus;
@@ -169,7 +155,7 @@ int oci_vm_size(json_object *spec, struct oci_vm_size *size, char *err, size_t e
 		uint64_t bytes = (uint64_t)json_object_get_int64(limit);
 
 		if (bytes > OCI_VM_MAX_MEMORY - OCI_VM_MEMORY_OVERHEAD)
-			return set_error(err, err_size, "config.json: memory limit %llu is more "
+			return shim_error(err, err_size, "config.json: memory limit %llu is more "
 					 "than a VM takes (%llu MiB)", (unsigned long long)bytes,
 					 (unsigned long long)(OCI_VM_MAX_MEMORY / MIB));
 		bytes += OCI_VM_MEMORY_OVERHEAD;
@@ -184,7 +170,7 @@ int oci_vm_size(json_object *spec, struct oci_vm_size *size, char *err, size_t e
 		cpus = strtoul(cpus_note, &end, 10);
 		if (*cpus_note < '0' || *cpus_note > '9' || errno || *end || cpus < 1 ||
 		    cpus > OCI_VM_MAX_CPUS)
-			return set_error(err, err_size, "annotation %s=\"%s\": not a vCPU count "
+			return shim_error(err, err_size, "annotation %s=\"%s\": not a vCPU count "
 					 "1-%d", OCI_CPUS_ANNOTATION, cpus_note, OCI_VM_MAX_CPUS);
 		size->cpus = (unsigned int)cpus;
 	}
@@ -193,7 +179,7 @@ int oci_vm_size(json_object *spec, struct oci_vm_size *size, char *err, size_t e
 
 		if (!parse_memory(memory_note, &bytes) || bytes < OCI_VM_MIN_MEMORY ||
 		    bytes > OCI_VM_MAX_MEMORY)
-			return set_error(err, err_size, "annotation %s=\"%s\": not a memory size "
+			return shim_error(err, err_size, "annotation %s=\"%s\": not a memory size "
 					 "%llu MiB-%llu GiB (MiB, or a K/M/G suffix)",
 					 OCI_MEMORY_ANNOTATION, memory_note,
 					 (unsigned long long)(OCI_VM_MIN_MEMORY / MIB),
@@ -201,37 +187,6 @@ int oci_vm_size(json_object *spec, struct oci_vm_size *size, char *err, size_t e
 		size->memory = bytes;
 	}
 	return 0;
-}
-
-/* Text that grows; a failed append sticks. */
-struct text {
-	char *data;
-	size_t len, size;
-	bool out_of_memory;
-};
-
-static void text_append(struct text *t, const char *s)
-{
-	size_t n = strlen(s);
-
-	if (t->out_of_memory)
-		return;
-	if (n + 1 > t->size - t->len) {
-		size_t size = t->size ? t->size : 256;
-		char *data;
-
-		while (n + 1 > size - t->len)
-			size *= 2;
-		data = realloc(t->data, size);
-		if (!data) {
-			t->out_of_memory = true;
-			return;
-		}
-		t->data = data;
-		t->size = size;
-	}
-	memcpy(t->data + t->len, s, n + 1);
-	t->len += n;
 }
 
 /* One mount of the spec, read. */
@@ -246,7 +201,7 @@ struct rewrite {
 	struct disk_set *disks;
 	struct oci_guest *out;
 	size_t files_total;
-	struct text plan;
+	struct shim_text plan;
 	char *err;
 	size_t err_size;
 };
@@ -262,7 +217,7 @@ static int mount_error(struct rewrite *r, const struct spec_mount *m, const char
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	return set_error(r->err, r->err_size, "config.json: mount %zu (%s): %s", m->index,
+	return shim_error(r->err, r->err_size, "config.json: mount %zu (%s): %s", m->index,
 			 m->destination ? m->destination : "no destination", msg);
 }
 
@@ -307,13 +262,13 @@ static int read_mount(struct rewrite *r, json_object *obj, size_t index, struct 
 	m->index = index;
 	snprintf(where, sizeof(where), "mounts[%zu].", index);
 	if (!json_object_is_type(obj, json_type_object))
-		return set_error(r->err, r->err_size, "config.json: mounts[%zu] is not an object",
+		return shim_error(r->err, r->err_size, "config.json: mounts[%zu] is not an object",
 				 index);
 	if (get_field(obj, where, "destination", json_type_string, &field, r->err,
 		      r->err_size) < 0)
 		return -1;
 	if (!field || json_object_get_string(field)[0] != '/')
-		return set_error(r->err, r->err_size, "config.json: %sdestination is missing or "
+		return shim_error(r->err, r->err_size, "config.json: %sdestination is missing or "
 				 "not absolute", where);
 	m->destination = json_object_get_string(field);
 	if (get_field(obj, where, "type", json_type_string, &field, r->err, r->err_size) < 0)
@@ -327,7 +282,7 @@ static int read_mount(struct rewrite *r, json_object *obj, size_t index, struct 
 		return -1;
 	for (size_t i = 0; i < option_count(m); i++)
 		if (!json_object_is_type(json_object_array_get_idx(m->options, i), json_type_string))
-			return set_error(r->err, r->err_size, "config.json: %soptions[%zu] is not "
+			return shim_error(r->err, r->err_size, "config.json: %soptions[%zu] is not "
 					 "a string", where, i);
 	return 0;
 }
@@ -373,14 +328,14 @@ static int plan_volume(struct rewrite *r, const struct spec_mount *m, const stru
 {
 	char encoded[MOUNT_PLAN_MAX_VALUE];
 
-	text_append(&r->plan, "mount type=");
-	text_append(&r->plan, fstype);
-	text_append(&r->plan, " source=serial:");
-	text_append(&r->plan, disk->serial);
-	text_append(&r->plan, " name=");
-	text_append(&r->plan, disk->serial);
-	text_append(&r->plan, " options=");
-	text_append(&r->plan, disk->read_only ? "ro" : "rw");
+	shim_text_puts(&r->plan, "mount type=");
+	shim_text_puts(&r->plan, fstype);
+	shim_text_puts(&r->plan, " source=serial:");
+	shim_text_puts(&r->plan, disk->serial);
+	shim_text_puts(&r->plan, " name=");
+	shim_text_puts(&r->plan, disk->serial);
+	shim_text_puts(&r->plan, " options=");
+	shim_text_puts(&r->plan, disk->read_only ? "ro" : "rw");
 	for (size_t i = 0; pass_options && i < option_count(m); i++) {
 		const char *o = option_at(m, i);
 
@@ -389,10 +344,10 @@ static int plan_volume(struct rewrite *r, const struct spec_mount *m, const stru
 			continue;
 		if (mount_plan_encode(o, true, encoded, sizeof(encoded)) < 0)
 			return mount_error(r, m, "option \"%.64s...\" is too long", o);
-		text_append(&r->plan, ",");
-		text_append(&r->plan, encoded);
+		shim_text_puts(&r->plan, ",");
+		shim_text_puts(&r->plan, encoded);
 	}
-	text_append(&r->plan, "\n");
+	shim_text_puts(&r->plan, "\n");
 	return 0;
 }
 
@@ -506,7 +461,7 @@ static json_object *copied_file(struct rewrite *r, const struct spec_mount *m,
 			guest_path[i] = '_';
 	files = realloc(out->files, (out->file_count + 1) * sizeof(*files));
 	if (!files) {
-		set_error(r->err, r->err_size, "out of memory");
+		shim_error(r->err, r->err_size, "out of memory");
 		return NULL;
 	}
 	out->files = files;
@@ -518,7 +473,7 @@ static json_object *copied_file(struct rewrite *r, const struct spec_mount *m,
 	};
 	out->file_count++;
 	if (!file->guest_path || !file->destination || !file->data) {
-		set_error(r->err, r->err_size, "out of memory");
+		shim_error(r->err, r->err_size, "out of memory");
 		return NULL;
 	}
 	fd = open(m->source, O_RDONLY | O_CLOEXEC);
@@ -581,7 +536,7 @@ static int rewrite_mounts(struct rewrite *r, json_object *spec)
 	new_mounts = json_object_new_array();
 	if (!new_mounts || json_object_object_add(r->out->spec, "mounts", new_mounts)) {
 		json_object_put(new_mounts);
-		return set_error(r->err, r->err_size, "out of memory");
+		return shim_error(r->err, r->err_size, "out of memory");
 	}
 	for (size_t i = 0; mounts && i < json_object_array_length(mounts); i++) {
 		json_object *obj = json_object_array_get_idx(mounts, i), *mapped;
@@ -594,11 +549,11 @@ static int rewrite_mounts(struct rewrite *r, json_object *spec)
 			return -1;
 		if (json_object_array_add(new_mounts, mapped)) {
 			json_object_put(mapped);
-			return set_error(r->err, r->err_size, "out of memory");
+			return shim_error(r->err, r->err_size, "out of memory");
 		}
 	}
 	if (r->plan.out_of_memory)
-		return set_error(r->err, r->err_size, "out of memory");
+		return shim_error(r->err, r->err_size, "out of memory");
 	return 0;
 }
 
@@ -616,12 +571,12 @@ static int rewrite_root(struct rewrite *r)
 		if (!root || json_object_object_add(r->out->spec, "root", root)) {
 			json_object_put(root);
 			json_object_put(path);
-			return set_error(r->err, r->err_size, "out of memory");
+			return shim_error(r->err, r->err_size, "out of memory");
 		}
 	}
 	if (!path || json_object_object_add(root, "path", path)) {
 		json_object_put(path);
-		return set_error(r->err, r->err_size, "out of memory");
+		return shim_error(r->err, r->err_size, "out of memory");
 	}
 	return 0;
 }
@@ -649,11 +604,11 @@ int oci_rewrite(json_object *spec, const char *bundle, struct disk_set *disks,
 
 	memset(out, 0, sizeof(*out));
 	if (!json_object_is_type(spec, json_type_object))
-		return set_error(err, err_size, "config.json: not an object");
-	text_append(&r.plan, "");
+		return shim_error(err, err_size, "config.json: not an object");
+	shim_text_puts(&r.plan, "");
 	if (json_object_deep_copy(spec, &out->spec, NULL) < 0) {
 		free(r.plan.data);
-		return set_error(err, err_size, "out of memory");
+		return shim_error(err, err_size, "out of memory");
 	}
 	if (oci_vm_size(spec, &out->vm, err, err_size) < 0 || rewrite_root(&r) < 0 ||
 	    rewrite_mounts(&r, spec) < 0) {
@@ -726,7 +681,7 @@ int oci_record_rootfs(const char *bundle, json_object *spec, const struct rootfs
 
 	if ((size_t)snprintf(path, sizeof(path), "%s/config.json", bundle) >= sizeof(path) ||
 	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.config.json.erovm", bundle) >= sizeof(tmp))
-		return set_error(err, err_size, "bundle path %s is too long", bundle);
+		return shim_error(err, err_size, "bundle path %s is too long", bundle);
 	if (stat(path, &st) == 0)
 		mode = st.st_mode & 0777;
 	if (get_field(spec, "", "annotations", json_type_object, &annotations, err, err_size) < 0)
@@ -734,35 +689,35 @@ int oci_record_rootfs(const char *bundle, json_object *spec, const struct rootfs
 	record = rootfs_layout_to_json(layout, disks);
 	text = record ? json_object_to_json_string_ext(record, JSON_C_TO_STRING_PLAIN) : NULL;
 	if (!text || json_object_deep_copy(spec, &copy, NULL) < 0) {
-		set_error(err, err_size, "out of memory");
+		shim_error(err, err_size, "out of memory");
 		goto out;
 	}
 	if (!json_object_object_get_ex(copy, "annotations", &annotations) || !annotations) {
 		annotations = json_object_new_object();
 		if (!annotations || json_object_object_add(copy, "annotations", annotations)) {
 			json_object_put(annotations);
-			set_error(err, err_size, "out of memory");
+			shim_error(err, err_size, "out of memory");
 			goto out;
 		}
 	}
 	if (json_object_object_add(annotations, OCI_ROOTFS_ANNOTATION,
 				   json_object_new_string(text))) {
-		set_error(err, err_size, "out of memory");
+		shim_error(err, err_size, "out of memory");
 		goto out;
 	}
 	text = json_object_to_json_string_ext(copy, JSON_C_TO_STRING_PLAIN);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0) {
-		set_error(err, err_size, "create %s: %s", tmp, strerror(errno));
+		shim_error(err, err_size, "create %s: %s", tmp, strerror(errno));
 		goto out;
 	}
 	if (fchmod(fd, mode) < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text) ||
 	    fsync(fd) < 0) {
-		set_error(err, err_size, "write %s: %s", tmp, strerror(errno));
+		shim_error(err, err_size, "write %s: %s", tmp, strerror(errno));
 		goto out;
 	}
 	if (rename(tmp, path) < 0) {
-		set_error(err, err_size, "rename %s to %s: %s", tmp, path, strerror(errno));
+		shim_error(err, err_size, "rename %s to %s: %s", tmp, path, strerror(errno));
 		goto out;
 	}
 	rc = 0;
@@ -787,11 +742,11 @@ int oci_read_rootfs(json_object *spec, struct rootfs_layout *layout, struct disk
 	if (get_annotation(spec, OCI_ROOTFS_ANNOTATION, &text, err, err_size) < 0)
 		return -1;
 	if (!text)
-		return set_error(err, err_size, "config.json has no %s annotation",
+		return shim_error(err, err_size, "config.json has no %s annotation",
 				 OCI_ROOTFS_ANNOTATION);
 	record = json_tokener_parse_verbose(text, &parse_error);
 	if (!record)
-		return set_error(err, err_size, "annotation %s: %s", OCI_ROOTFS_ANNOTATION,
+		return shim_error(err, err_size, "annotation %s: %s", OCI_ROOTFS_ANNOTATION,
 				 json_tokener_error_desc(parse_error));
 	rc = rootfs_layout_from_json(record, layout, disks, err, err_size);
 	json_object_put(record);

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shim/text.h"
+
 #define MESSAGE_SIZE 512
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -26,51 +28,16 @@ const char *rootfs_kind_name(enum rootfs_kind kind)
 	return (unsigned int)kind < ARRAY_LEN(kind_names) ? kind_names[kind] : "unknown";
 }
 
-static int set_error(char *err, size_t err_size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int set_error(char *err, size_t err_size, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err_size) {
-		va_start(ap, fmt);
-		vsnprintf(err, err_size, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
 /* The plan text under construction; a failed append sticks. */
 struct plan_text {
-	char *data;
-	size_t len, size;
-	bool out_of_memory;
+	struct shim_text text;
 	size_t mount_count;
 	size_t option_count;	/* of the current mount line */
 };
 
 static void plan_append(struct plan_text *p, const char *s, size_t n)
 {
-	if (p->out_of_memory)
-		return;
-	if (n + 1 > p->size - p->len) {
-		size_t size = p->size ? p->size : 1024;
-		char *data;
-
-		while (n + 1 > size - p->len)
-			size *= 2;
-		data = realloc(p->data, size);
-		if (!data) {
-			p->out_of_memory = true;
-			return;
-		}
-		p->data = data;
-		p->size = size;
-	}
-	memcpy(p->data + p->len, s, n);
-	p->len += n;
-	p->data[p->len] = '\0';
+	shim_text_append(&p->text, s, n);
 }
 
 static void plan_puts(struct plan_text *p, const char *s)
@@ -162,7 +129,7 @@ static int mount_error(struct classify *c, size_t index, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	return set_error(c->err, c->err_size, "rootfs mount %zu (%s %s): %s", index,
+	return shim_error(c->err, c->err_size, "rootfs mount %zu (%s %s): %s", index,
 			 m->type[0] ? m->type : "\"\"", m->source[0] ? m->source : "\"\"", msg);
 }
 
@@ -614,15 +581,15 @@ static int check_plan(struct classify *c)
 	int rc;
 
 	if (!plan)
-		return set_error(c->err, c->err_size, "out of memory");
-	rc = mount_plan_parse(c->plan.data, c->plan.len, plan, msg, sizeof(msg));
+		return shim_error(c->err, c->err_size, "out of memory");
+	rc = mount_plan_parse(c->plan.text.data, c->plan.text.len, plan, msg, sizeof(msg));
 	if (rc == 0)
 		mount_plan_free(plan);
 	free(plan);
 	if (rc < 0)
-		return set_error(c->err, c->err_size,
+		return shim_error(c->err, c->err_size,
 				 "rootfs mounts: guest-init would refuse the mount plan: %s\n%s",
-				 msg, c->plan.data);
+				 msg, c->plan.text.data);
 	return 0;
 }
 
@@ -642,14 +609,14 @@ int rootfs_classify(const struct rootfs_mount *mounts, size_t count,
 
 	memset(layout, 0, sizeof(*layout));
 	if (!options->bundle || options->bundle[0] != '/')
-		return set_error(err, err_size, "the bundle path is not absolute");
+		return shim_error(err, err_size, "the bundle path is not absolute");
 	if (count == 0)
-		return set_error(err, err_size, "no rootfs mounts: a bundle whose rootfs is "
+		return shim_error(err, err_size, "no rootfs mounts: a bundle whose rootfs is "
 				 "already in place is not supported");
 	for (size_t i = 0; i < count; i++)
 		if (!mounts[i].type || !mounts[i].source || !mounts[i].target ||
 		    (mounts[i].option_count && !mounts[i].options))
-			return set_error(err, err_size, "rootfs mount %zu: missing fields", i);
+			return shim_error(err, err_size, "rootfs mount %zu: missing fields", i);
 	layout->kind = kind_of(mounts, count);
 	plan_puts(&c.plan, "# erovm rootfs: ");
 	plan_puts(&c.plan, kind_names[layout->kind]);
@@ -667,18 +634,18 @@ int rootfs_classify(const struct rootfs_mount *mounts, size_t count,
 	}
 	if (rc == 0) {
 		plan_puts(&c.plan, "root " ROOTFS_ROOT "\n");
-		if (c.plan.out_of_memory)
-			rc = set_error(err, err_size, "out of memory");
+		if (c.plan.text.out_of_memory)
+			rc = shim_error(err, err_size, "out of memory");
 		else
 			rc = check_plan(&c);
 	}
 	if (rc < 0) {
-		free(c.plan.data);
+		free(c.plan.text.data);
 		disk_set_truncate(disks, first_disk);
 		return -1;
 	}
 	layout->read_only = read_only;
-	layout->plan = c.plan.data;
+	layout->plan = c.plan.text.data;
 	layout->first_disk = first_disk;
 	layout->disk_count = disks->count - first_disk;
 	return 0;
@@ -723,7 +690,7 @@ static int get_field(json_object *obj, const char *key, json_type type, json_obj
 		     char *err, size_t err_size)
 {
 	if (!json_object_object_get_ex(obj, key, field) || !json_object_is_type(*field, type))
-		return set_error(err, err_size, "rootfs record: \"%s\" is missing or not a %s",
+		return shim_error(err, err_size, "rootfs record: \"%s\" is missing or not a %s",
 				 key, json_type_to_name(type));
 	return 0;
 }
@@ -741,7 +708,7 @@ int rootfs_layout_from_json(json_object *json, struct rootfs_layout *layout,
 	memset(layout, 0, sizeof(*layout));
 	disk_set_init(disks);
 	if (!json_object_is_type(json, json_type_object))
-		return set_error(err, err_size, "rootfs record: not an object");
+		return shim_error(err, err_size, "rootfs record: not an object");
 	if (get_field(json, "kind", json_type_string, &kind, err, err_size) < 0 ||
 	    get_field(json, "read_only", json_type_boolean, &read_only, err, err_size) < 0 ||
 	    get_field(json, "plan", json_type_string, &plan_text, err, err_size) < 0 ||
@@ -753,15 +720,15 @@ int rootfs_layout_from_json(json_object *json, struct rootfs_layout *layout,
 		if (!strcmp(kind_names[kind_index], json_object_get_string(kind)))
 			break;
 	if (kind_index == ARRAY_LEN(kind_names))
-		return set_error(err, err_size, "rootfs record: unknown kind \"%s\"",
+		return shim_error(err, err_size, "rootfs record: unknown kind \"%s\"",
 				 json_object_get_string(kind));
 	if (disk_set_from_json(disk_array, disks, msg, sizeof(msg)) < 0)
-		return set_error(err, err_size, "rootfs record: %s", msg);
+		return shim_error(err, err_size, "rootfs record: %s", msg);
 	first_disk = json_object_get_int64(first);
 	disk_count = json_object_get_int64(count);
 	if (first_disk < 0 || disk_count < 0 || (uint64_t)first_disk > disks->count ||
 	    (uint64_t)disk_count > disks->count - (uint64_t)first_disk) {
-		set_error(err, err_size, "rootfs record: disks %" PRId64 "+%" PRId64
+		shim_error(err, err_size, "rootfs record: disks %" PRId64 "+%" PRId64
 			  " are not in its %zu disks", first_disk, disk_count, disks->count);
 		disk_set_free(disks);
 		return -1;
@@ -770,14 +737,14 @@ int rootfs_layout_from_json(json_object *json, struct rootfs_layout *layout,
 	rc = plan ? mount_plan_parse(json_object_get_string(plan_text),
 				     (size_t)json_object_get_string_len(plan_text), plan, msg,
 				     sizeof(msg))
-		  : set_error(msg, sizeof(msg), "out of memory");
+		  : shim_error(msg, sizeof(msg), "out of memory");
 	if (rc == 0)
 		mount_plan_free(plan);
 	free(plan);
 	layout->plan = rc == 0 ? strdup(json_object_get_string(plan_text)) : NULL;
 	if (!layout->plan) {
 		disk_set_free(disks);
-		return set_error(err, err_size, "rootfs record: plan: %s",
+		return shim_error(err, err_size, "rootfs record: plan: %s",
 				 rc < 0 ? msg : "out of memory");
 	}
 	layout->kind = (enum rootfs_kind)kind_index;
