@@ -225,7 +225,7 @@ demo: deps
 
 # QUICK=1: bench/run --quick, a smoke check of every suite.
 bench: deps
-	$(Q)$(MAKE) --no-print-directory $(VMM_RUN) kernels rootfs bench-tools
+	$(Q)$(MAKE) --no-print-directory $(VMM_RUN) kernels rootfs bench-tools $(VSOCK_TOOL)
 	$(Q)BUILD=$(BUILD) bench/run $(if $(QUICK),--quick)
 
 paths:

@@ -24,6 +24,12 @@
  *                               SIZE bytes on each, checks each reply
  *   flood-server PATH N         host: serves N connections at once, each
  *                               answered "BYTES SHA256\n" after its EOF
+ *   serve PORT N                guest, for bench/lib/vsock.py: AF_VSOCK:
+ *                               serves N connections one after another,
+ *                               each as its first line asks: "sink" reads
+ *                               to EOF and answers "BYTES\n"; "source
+ *                               BYTES" writes BYTES bytes and closes;
+ *                               "echo" sends back what it reads until EOF
  *
  * "Copy" moves stdin to the socket (then shuts down its write side) and
  * the socket to stdout, until both are at their end. Errors go to stderr
@@ -559,6 +565,83 @@ static int cmd_flood_server(const char *path, unsigned int n)
 	return 0;
 }
 
+/* ---- Serving the benchmark's host end. */
+
+/* The request line, byte by byte: what follows it is data. */
+static void read_request(int fd, char *line, size_t size)
+{
+	size_t len;
+
+	for (len = 0; len < size - 1; len++) {
+		ssize_t n = read(fd, line + len, 1);
+
+		if (n != 1)
+			die("request: %s", n < 0 ? strerror(errno) : "closed before its end");
+		if (line[len] == '\n')
+			break;
+	}
+	if (len == size - 1)
+		die("request line too long");
+	line[len] = '\0';
+}
+
+static void serve_one(int conn)
+{
+	static uint8_t buf[BUF_SIZE];
+	char line[64];
+	uint64_t bytes = 0;
+	ssize_t n;
+
+	read_request(conn, line, sizeof(line));
+	if (!strcmp(line, "sink")) {
+		while ((n = read(conn, buf, sizeof(buf))) > 0)
+			bytes += (uint64_t)n;
+		if (n < 0)
+			die("sink: read: %s", strerror(errno));
+		n = snprintf(line, sizeof(line), "%llu\n", (unsigned long long)bytes);
+		write_all(conn, line, (size_t)n);
+	} else if (!strncmp(line, "source ", 7)) {
+		bytes = number(line + 7);
+		memset(buf, 0x5a, sizeof(buf));
+		while (bytes) {
+			size_t chunk = bytes < sizeof(buf) ? bytes : sizeof(buf);
+
+			write_all(conn, buf, chunk);
+			bytes -= chunk;
+		}
+	} else if (!strcmp(line, "echo")) {
+		while ((n = read(conn, buf, sizeof(buf))) > 0)
+			write_all(conn, buf, (size_t)n);
+		if (n < 0)
+			die("echo: read: %s", strerror(errno));
+	} else {
+		die("unknown request \"%s\"", line);
+	}
+	close(conn);
+}
+
+static int cmd_serve(uint32_t port, uint64_t count)
+{
+	struct sockaddr_vm addr = {
+		.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port,
+	};
+	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		die("socket(AF_VSOCK): %s", strerror(errno));
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 16) < 0)
+		die("listen on port %u: %s", port, strerror(errno));
+	for (uint64_t i = 0; i < count; i++) {
+		int conn = accept(fd, NULL, NULL);
+
+		if (conn < 0)
+			die("accept: %s", strerror(errno));
+		serve_one(conn);
+	}
+	close(fd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
@@ -605,10 +688,12 @@ int main(int argc, char **argv)
 					(unsigned int)number(argv[4]), number(argv[5]));
 	if (!strcmp(cmd, "flood-server") && argc == 4)
 		return cmd_flood_server(argv[2], (unsigned int)number(argv[3]));
+	if (!strcmp(cmd, "serve") && argc == 4)
+		return cmd_serve((uint32_t)number(argv[2]), number(argv[3]));
 	fprintf(stderr,
 		"usage: vsock-tool gen SEED SIZE | connect CID PORT | listen PORT |\n"
 		"       unix-listen PATH [--pause-after BYTES --pause SECONDS --marker FILE] |\n"
 		"       hybrid-connect PATH PORT [--retry SECONDS] | hybrid-raw PATH TEXT |\n"
-		"       flood-client CID PORT N SIZE | flood-server PATH N\n");
+		"       flood-client CID PORT N SIZE | flood-server PATH N | serve PORT N\n");
 	return 2;
 }
