@@ -86,6 +86,7 @@ def guest(pairs, quick):
     size = (64 if quick else 256) << 20
     runtime, ramp = (1, 0) if quick else (5, 1)
     with tempfile.TemporaryDirectory(prefix="erovm-bench-block.") as tmp:
+        monitors.progress("writing %d MiB of data, twice" % (size >> 20))
         plain, extents, cuts = make_data(tmp, size)
         disks = {
             "plain": monitors.Disk(plain, serial=SERIAL),
