@@ -110,7 +110,9 @@ static void __attribute__((noreturn)) run_child(int go_fd, int out_fd, bool trac
 {
 	char go;
 
-	if (out_fd >= 0 && dup2(out_fd, STDOUT_FILENO) < 0) {
+	/* Kept across exec: COMMAND never outlives the stopwatch. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 ||
+	    (out_fd >= 0 && dup2(out_fd, STDOUT_FILENO) < 0)) {
 		handover->exec_errno = errno;
 		_exit(127);
 	}

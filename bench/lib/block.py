@@ -80,13 +80,15 @@ def filesystem(path):
     return out.stdout.strip() or "unknown"
 
 
-def guest(pairs, quick):
+def guest(pairs, quick, checkpoint):
     kernel = monitors.env_path("guest_kernel")
     image = monitors.env_path("bench_image")
     size = (64 if quick else 256) << 20
     runtime, ramp = (1, 0) if quick else (5, 1)
     with tempfile.TemporaryDirectory(prefix="erovm-bench-block.") as tmp:
+        monitors.progress("writing %d MiB of data, twice" % (size >> 20))
         plain, extents, cuts = make_data(tmp, size)
+        where = filesystem(tmp)
         disks = {
             "plain": monitors.Disk(plain, serial=SERIAL),
             "flat": monitors.Disk(extents=extents, serial=SERIAL),
@@ -104,6 +106,27 @@ def guest(pairs, quick):
         }
         results = {name: {job: {"MiB/s": [], "IOPS": []} for job, _, _ in JOBS}
                    for name in argvs}
+
+        def report():
+            comparisons = []
+            for a, b, label in (("flat", "plain", "flat/plain"), ("plain", "qemu", "erovm/qemu")):
+                for job, _, unit in JOBS:
+                    comparisons.append({
+                        "key": "%s_%s_%s" % (job, a, b), "title": "%s %s" % (job, label),
+                        "unit": unit, "better": "higher",
+                        "a": "erovm" if a == "plain" else "erovm-flat",
+                        "b": "qemu" if b == "qemu" else "erovm-plain",
+                        "a_samples": results[a][job][unit], "b_samples": results[b][job][unit],
+                    })
+            return {
+                "comparisons": comparisons,
+                "notes": ["fio %ds per job after %ds ramp, %d MiB disk in %s (%s); extents cut "
+                          "at %s." % (runtime, ramp, size >> 20, os.path.dirname(tmp) or "/",
+                                      where, ", ".join(str(c) for c in cuts[1:-1]))],
+                "extra": {"samples": results, "kernel_cmdline": cmdline,
+                          "argv": argvs, "data_filesystem": where},
+            }
+
         for pair in range(pairs):
             for name, argv in argvs.items():
                 run = monitors.run_guest(argv, marker=None)
@@ -118,23 +141,5 @@ def guest(pairs, quick):
                 for job, values in jobs.items():
                     for unit, value in values.items():
                         results[name][job][unit].append(value)
-        where = filesystem(tmp)
-
-    comparisons = []
-    for a, b, label in (("flat", "plain", "flat/plain"), ("plain", "qemu", "erovm/qemu")):
-        for job, _, unit in JOBS:
-            comparisons.append({
-                "key": "%s_%s_%s" % (job, a, b), "title": "%s %s" % (job, label),
-                "unit": unit, "better": "higher",
-                "a": "erovm" if a == "plain" else "erovm-flat",
-                "b": "qemu" if b == "qemu" else "erovm-plain",
-                "a_samples": results[a][job][unit], "b_samples": results[b][job][unit],
-            })
-    return {
-        "comparisons": comparisons,
-        "notes": ["fio %ds per job after %ds ramp, %d MiB disk in %s (%s); extents cut at %s."
-                  % (runtime, ramp, size >> 20, os.path.dirname(tmp) or "/", where,
-                     ", ".join(str(c) for c in cuts[1:-1]))],
-        "extra": {"samples": results, "kernel_cmdline": cmdline,
-                  "argv": argvs, "data_filesystem": where},
-    }
+            checkpoint(report(), pair + 1)
+        return report()

@@ -20,7 +20,7 @@ KVM_COUNTERS = ("exits", "io_exits", "mmio_exits", "halt_exits", "irq_exits",
                 "irq_window_exits", "signal_exits", "insn_emulation", "pf_taken", "pf_fixed")
 
 
-def guest(pairs, quick):
+def guest(pairs, quick, checkpoint):
     kernel = monitors.env_path("guest_kernel")
     rootfs = monitors.env_path("rootfs")
     root = monitors.Disk(rootfs, read_only=True, serial="rootfs")
@@ -48,6 +48,29 @@ def guest(pairs, quick):
     kvm_raw = {"erovm": [], "qemu": []}
     own_times = []
 
+    def report():
+        comparisons = [to_marker, to_exit]
+        if have_stats:
+            comparisons += [c for c in counters.values()
+                            if any(v is not None for v in c["a_samples"] + c["b_samples"])]
+        notes = ["Boot marker: the first line the guest's command prints, on the monitor's stdout."]
+        if not have_stats:
+            notes.append("KVM's exit counters: no /sys/kernel/debug/kvm here (debugfs is only "
+                         "mounted by the bench inside the test host), so not reported.")
+        return {
+            "comparisons": comparisons,
+            "notes": notes,
+            "extra": {
+                "kvm_stats_at_marker": kvm_raw,
+                "vmm_run_user_space_exits": {k: stats.summary(v) for k, v in own_exits.items()},
+                "vmm_run_boot_time_ms": {k: stats.summary([t.get(k) for t in own_times])
+                                         for k in (own_times[0] if own_times else {})},
+                "kernel_cmdline": {"erovm": cmdline,
+                                   "qemu": monitors.qemu_cmdline(cmdline, 1, timed)},
+                "argv": {k: v for k, v in timed_argv.items()},
+            },
+        }
+
     for pair in range(pairs):
         for side, name in (("a", "erovm"), ("b", "qemu")):
             run = monitors.run_guest(timed_argv[name])
@@ -59,42 +82,21 @@ def guest(pairs, quick):
             to_marker[side + "_samples"].append(run["marker_ms"])
             to_exit[side + "_samples"].append(run["exit_ms"])
             if name == "erovm":
-                report = monitors.boot_time_lines(run["stderr"])
-                own_times.append({k: v for k, v in report.items() if k != "exits"})
+                times = monitors.boot_time_lines(run["stderr"])
+                own_times.append({k: v for k, v in times.items() if k != "exits"})
                 for kind in own_exits:
-                    own_exits[kind].append(report.get("exits", {}).get(kind))
+                    own_exits[kind].append(times.get("exits", {}).get(kind))
         # The counters vary little: a quick run reads them once.
-        if not have_stats or (quick and pair > 0):
-            continue
-        for side, name in (("a", "erovm"), ("b", "qemu")):
-            run = monitors.run_guest(held_argv[name], snapshot=MEM_MIB)
-            if run["marker_ms"] is None:
-                raise SystemExit("bench: %s did not boot:\n%s\n%s" % (
-                    name, "\n".join(run["output"][-20:]), run["stderr"][-2000:]))
-            monitors.progress("pair %d %s: KVM counters at the marker (%s ms)"
-                              % (pair + 1, name, run["marker_ms"]))
-            for counter, c in counters.items():
-                c[side + "_samples"].append((run.get("kvm_stats") or {}).get(counter))
-            kvm_raw[name].append(run.get("kvm_stats"))
-
-    comparisons = [to_marker, to_exit]
-    if have_stats:
-        comparisons += [c for c in counters.values()
-                        if any(v is not None for v in c["a_samples"] + c["b_samples"])]
-    notes = ["Boot marker: the first line the guest's command prints, on the monitor's stdout."]
-    if not have_stats:
-        notes.append("KVM's exit counters: no /sys/kernel/debug/kvm here (debugfs is only "
-                     "mounted by the bench inside the test host), so not reported.")
-    return {
-        "comparisons": comparisons,
-        "notes": notes,
-        "extra": {
-            "kvm_stats_at_marker": kvm_raw,
-            "vmm_run_user_space_exits": {k: stats.summary(v) for k, v in own_exits.items()},
-            "vmm_run_boot_time_ms": {k: stats.summary([t.get(k) for t in own_times])
-                                     for k in (own_times[0] if own_times else {})},
-            "kernel_cmdline": {"erovm": cmdline,
-                               "qemu": monitors.qemu_cmdline(cmdline, 1, timed)},
-            "argv": {k: v for k, v in timed_argv.items()},
-        },
-    }
+        if have_stats and not (quick and pair > 0):
+            for side, name in (("a", "erovm"), ("b", "qemu")):
+                run = monitors.run_guest(held_argv[name], snapshot=MEM_MIB)
+                if run["marker_ms"] is None:
+                    raise SystemExit("bench: %s did not boot:\n%s\n%s" % (
+                        name, "\n".join(run["output"][-20:]), run["stderr"][-2000:]))
+                monitors.progress("pair %d %s: KVM counters at the marker (%s ms)"
+                                  % (pair + 1, name, run["marker_ms"]))
+                for counter, c in counters.items():
+                    c[side + "_samples"].append((run.get("kvm_stats") or {}).get(counter))
+                kvm_raw[name].append(run.get("kvm_stats"))
+        checkpoint(report(), pair + 1)
+    return report()

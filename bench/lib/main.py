@@ -5,6 +5,8 @@
   main.py unavailable SUITE             why SUITE cannot run (exit 77), or exit 0
   main.py measure SUITE PHASE RAW [--pairs N] [--quick]
                                         measure one phase, write raw JSON
+                                        (after each pair, with "pairs_done")
+  main.py pairs-done RAW                the pairs RAW holds (0: none)
   main.py report SUITE DIR RAW... [--quick] [--skipped REASON]
                                         DIR/SUITE.json, DIR/SUITE.png,
                                         DIR/SUITE-values.png; print the table
@@ -61,11 +63,25 @@ def cmd_measure(args):
     if measure is None:
         raise SystemExit("bench: suite %s has no %s phase" % (args.suite, args.phase))
     machine = results.machine()
-    raw = measure(args.pairs, args.quick)
-    raw.update(phase=args.phase, where=where(args.phase), machine=machine,
-               loadavg_after=os.getloadavg()[0])
-    with open(args.raw, "w") as out:
-        json.dump(raw, out)
+
+    def checkpoint(raw, pairs_done):
+        """Writes what was measured so far: a run cut short keeps it."""
+        raw = dict(raw, phase=args.phase, where=where(args.phase), machine=machine,
+                   loadavg_after=os.getloadavg()[0], pairs_done=pairs_done)
+        with open(args.raw + ".tmp", "w") as out:
+            json.dump(raw, out)
+        os.replace(args.raw + ".tmp", args.raw)
+    checkpoint(measure(args.pairs, args.quick, checkpoint), args.pairs)
+    return 0
+
+
+def cmd_pairs_done(args):
+    """How many pairs a (maybe partial) raw file holds; 0 if there is none."""
+    try:
+        with open(args.raw) as f:
+            print(json.load(f).get("pairs_done", 0))
+    except (OSError, ValueError):
+        print(0)
     return 0
 
 
@@ -125,6 +141,9 @@ def main():
     p.add_argument("--pairs", type=int, default=10)
     p.add_argument("--quick", action="store_true")
     p.set_defaults(func=cmd_measure)
+    p = sub.add_parser("pairs-done")
+    p.add_argument("raw")
+    p.set_defaults(func=cmd_pairs_done)
     p = sub.add_parser("report")
     p.add_argument("suite")
     p.add_argument("dir")

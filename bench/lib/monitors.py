@@ -162,6 +162,7 @@ def probe_cmdline(kernel, rootfs, disks=()):
     """vmm-run's kernel command line, read back from a guest, checked
     against this module's encoding of the guest's arguments."""
     command = ["/bin/cat", "/proc/cmdline"]
+    progress("reading vmm-run's kernel command line from a guest")
     result = run_guest(vmm_run_argv(kernel, rootfs, 256, command, disks), marker=None)
     lines = [l for l in result["output"] if " -- " in l]
     if result["status"] != 0 or len(lines) != 1:

@@ -54,7 +54,7 @@ def monitor_argvs(kernel, rootfs, mem, console=False):
     }
 
 
-def native(pairs, quick):
+def native(pairs, quick, checkpoint):
     kernel = monitors.env_path("guest_kernel")
     rootfs = monitors.env_path("rootfs")
     tiny = monitors.tool("tiny-guest")
@@ -100,7 +100,7 @@ def native(pairs, quick):
     }
 
 
-def guest(pairs, quick):
+def guest(pairs, quick, checkpoint):
     kernel = monitors.env_path("guest_kernel")
     rootfs = monitors.env_path("rootfs")
     root = monitors.Disk(rootfs, read_only=True, serial="rootfs")
@@ -118,6 +118,14 @@ def guest(pairs, quick):
     rss = new("booted_rss", "RSS after boot - guest RAM, %d MiB" % BOOTED_MIB)
     pss = new("booted_pss", "PSS after boot - guest RAM, %d MiB" % BOOTED_MIB)
     touched = {"erovm": [], "qemu": []}
+
+    def report():
+        return {
+            "comparisons": [rss, pss],
+            "notes": ["After boot: read when the guest's command printed its first line."],
+            "extra": {"guest_ram_touched_mib": {k: stats.summary(v) for k, v in touched.items()},
+                      "argv": {k: " ".join(v) for k, v in argvs.items()}},
+        }
     for pair in range(pairs):
         for side, name in (("a", "erovm"), ("b", "qemu")):
             run = monitors.run_guest(argvs[name], snapshot=BOOTED_MIB)
@@ -128,9 +136,5 @@ def guest(pairs, quick):
             rss[side + "_samples"].append(run["memory"]["overhead_rss_kib"] / 1024)
             pss[side + "_samples"].append(run["memory"]["overhead_pss_kib"] / 1024)
             touched[name].append(run["memory"]["guest_rss_kib"] / 1024)
-    return {
-        "comparisons": [rss, pss],
-        "notes": ["After boot: read when the guest's command printed its first line."],
-        "extra": {"guest_ram_touched_mib": {k: stats.summary(v) for k, v in touched.items()},
-                  "argv": {k: " ".join(v) for k, v in argvs.items()}},
-    }
+        checkpoint(report(), pair + 1)
+    return report()
