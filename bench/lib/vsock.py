@@ -236,7 +236,7 @@ METRICS = (  # key, title, unit, which is better
 )
 
 
-def guest(pairs, quick):
+def guest(pairs, quick, checkpoint):
     kernel = monitors.env_path("guest_kernel")
     rootfs = monitors.env_path("rootfs")
     size = (16 if quick else 64) << 20
@@ -268,6 +268,10 @@ def guest(pairs, quick):
             argv += ["-device", "vhost-vsock-device,guest-cid=%d" % GUEST_CID]
             runs["qemu"] = (argv, lambda: connect_vsock(GUEST_CID))
         samples = {name: {key: [] for key, _, _, _ in METRICS} for name in ("erovm", "qemu")}
+
+        def report():
+            return report_of(samples, size, rounds, peer_missing, cmdline, runs)
+
         for pair in range(pairs):
             for name in ("erovm", "qemu"):
                 if name not in runs:
@@ -279,7 +283,11 @@ def guest(pairs, quick):
                                   % (pair + 1, name, got["h2g"], got["g2h"], got["rtt"]))
                 for key in samples[name]:
                     samples[name][key].append(got[key])
+            checkpoint(report(), pair + 1)
+    return report()
 
+
+def report_of(samples, size, rounds, peer_missing, cmdline, runs):
     notes = ["%d MiB each way, %d round trips of %d bytes (after %d unmeasured), timed by "
              "the host end from its first byte; erovm through its Unix-socket bridge, QEMU "
              "through vhost-vsock and AF_VSOCK." % (size >> 20, rounds, MESSAGE, WARMUP_ROUNDS)]
