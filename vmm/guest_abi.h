@@ -138,10 +138,13 @@
 /* The control service: see above and proto/erovm_control.proto. */
 #define GUEST_VSOCK_CONTROL_PORT 1024
 #define GUEST_VSOCK_STREAM_PORT 1025
-#define GUEST_CONTROL_API_VERSION 1
+#define GUEST_CONTROL_API_VERSION 2	/* 2: the Container service */
 #define GUEST_CONTROL_SERVICE_SYSTEM "erovm.control.v1.System"
 #define GUEST_CONTROL_SERVICE_MOUNT "erovm.control.v1.Mount"
 #define GUEST_CONTROL_SERVICE_PROCESS "erovm.control.v1.Process"
+#define GUEST_CONTROL_SERVICE_CONTAINER "erovm.control.v1.Container"
+/* Container bundles: GUEST_CONTAINER_DIR/ID. */
+#define GUEST_CONTAINER_DIR "/run/erovm/containers"
 #define GUEST_STREAM_ID_MAX 128
 #define GUEST_STREAM_CONNECT_TIMEOUT_MS 10000
 #define GUEST_STREAM_UNCLAIMED_TIMEOUT_MS 60000
