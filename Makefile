@@ -36,8 +36,13 @@ STD_CFLAGS += -I$(BUILD)/proto
 # ttrpc and its messages: shared by guest-init, erovm-ctl, the shim and tests.
 RPC_OBJS := $(patsubst %.c,%.o,$(wildcard ttrpc/*.c)) proto/ttrpc.pb-c.o proto/erovm_control.pb-c.o
 
-# The containerd shim's modules, tested by tests/unit/test_shim_*.c.
-SHIM_SRCS := $(wildcard shim/*.c)
+# The containerd shim: its modules are tested by tests/unit/test_shim_*.c
+# (all but main.c); the binary finds vmm-run, rootfs.erofs and the guest
+# kernel (the vmlinuz link) next to itself.
+SHIM_SRCS := $(filter-out shim/main.c,$(wildcard shim/*.c))
+SHIM := $(BUILD)/containerd-shim-erovm-v1
+SHIM_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,shim/main.c $(SHIM_SRCS) ctl/hybrid_vsock.c vmm/mount_plan.c) \
+	$(PROTO_SRCS:%.proto=$(BUILD)/obj/%.pb-c.o) $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard ttrpc/*.c))
 SHIM_TEST_SRCS := $(wildcard tests/unit/test_shim_*.c)
 
 UNIT_TEST_SRCS := $(wildcard tests/unit/test_*.c)
@@ -72,7 +77,7 @@ CONTROL_HOST_OBJS := $(patsubst %.c,$(BUILD)/san/%.o,tests/host/control-host.c v
 	$(filter-out guest-init/init.c,$(wildcard guest-init/*.c))) $(RPC_OBJS:%=$(BUILD)/san/%)
 
 PROGRAMS := $(VMM_RUN) $(GUEST_INIT) $(UNIT_TESTS) $(KVM_SMOKE) $(EROFS_FLATTEN) \
-	$(VSOCK_TOOL) $(EROVM_CTL) $(CONTROL_HOST) $(HYBRID_BRIDGE) $(CONTROL_CALL)
+	$(VSOCK_TOOL) $(EROVM_CTL) $(CONTROL_HOST) $(HYBRID_BRIDGE) $(CONTROL_CALL) $(SHIM)
 
 # Keep intermediate objects so rebuilds are incremental.
 .SECONDARY:
@@ -112,13 +117,14 @@ $(BUILD)/obj/proto/%.o: $(BUILD)/proto/%.c | $(PROTO_HEADERS)
 	$(Q)$(CC) $(STD_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 # Shim code and its tests use json-c.
-$(SHIM_SRCS:%.c=$(BUILD)/san/%.o) $(SHIM_TEST_SRCS:%.c=$(BUILD)/san/%.o): \
-	SHIM_FLAGS = $(SHIM_CFLAGS)
+$(SHIM_SRCS:%.c=$(BUILD)/san/%.o) $(SHIM_TEST_SRCS:%.c=$(BUILD)/san/%.o) \
+	$(SHIM_OBJS): SHIM_FLAGS = $(SHIM_CFLAGS)
 
 # A static pattern rule: it must win over the generic unit-test rule.
 $(SHIM_TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%): $(BUILD)/tests/unit/%: \
 		$(BUILD)/san/tests/unit/%.o $(SHIM_SRCS:%.c=$(BUILD)/san/%.o) \
-		$(PROTO_SRCS:%.proto=$(BUILD)/san/%.pb-c.o) $(VMM_SRCS:%.c=$(BUILD)/san/%.o)
+		$(PROTO_SRCS:%.proto=$(BUILD)/san/%.pb-c.o) $(VMM_SRCS:%.c=$(BUILD)/san/%.o) \
+		$(patsubst %.c,$(BUILD)/san/%.o,$(wildcard ttrpc/*.c) ctl/hybrid_vsock.c)
 	@mkdir -p $(@D)
 	@echo "  LD [san] $@"
 	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(CMOCKA_LIBS) $(SHIM_LIBS) $(PROTOBUF_LIBS) $(LIB_LIBS)
@@ -126,7 +132,7 @@ $(SHIM_TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%): $(BUILD)/tests/unit/%: \
 $(BUILD)/obj/%.o: %.c | $(PROTO_HEADERS)
 	@mkdir -p $(@D)
 	@echo "  CC $<"
-	$(Q)$(CC) $(STD_CFLAGS) $(CFLAGS) $(LIB_CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(STD_CFLAGS) $(CFLAGS) $(LIB_CFLAGS) $(SHIM_FLAGS) -c -o $@ $<
 
 $(VMM_RUN): $(BUILD)/obj/vmm/main.o $(VMM_SRCS:%.c=$(BUILD)/obj/%.o)
 	@mkdir -p $(@D)
@@ -179,6 +185,11 @@ $(CONTROL_CALL): $(BUILD)/obj/tests/host/control-call.o $(BUILD)/obj/ctl/hybrid_
 	@echo "  LD $@"
 	$(Q)$(CC) -o $@ $^ $(PROTOBUF_LIBS)
 
+$(SHIM): $(SHIM_OBJS)
+	@mkdir -p $(@D)
+	@echo "  LD $@"
+	$(Q)$(CC) -o $@ $^ $(SHIM_LIBS) $(PROTOBUF_LIBS) -lpthread
+
 $(KVM_SMOKE): $(BUILD)/obj/tests/kvm/smoke.o
 	@mkdir -p $(@D)
 	@echo "  LD $@"
@@ -205,8 +216,11 @@ $(BUILD)/bench/tiny-guest: bench/tiny-guest.S
 # when the cache already holds a matching build.
 kernels: guest-kernel testhost
 
+# The shim boots the guest kernel it finds next to itself: $(BUILD)/vmlinuz.
 guest-kernel:
 	$(Q)kernel-config/build
+	@mkdir -p $(BUILD)
+	$(Q)ln -sfn "$$(kernel-config/build --print-paths | sed -n 's/^guest_kernel=//p')" $(BUILD)/vmlinuz
 
 testhost:
 	$(Q)tests/testhost/prepare >/dev/null
@@ -234,6 +248,7 @@ paths:
 	@echo "vmm_run=$(abspath $(VMM_RUN))"
 	@echo "guest_init=$(abspath $(GUEST_INIT))"
 	@echo "erovm_ctl=$(abspath $(EROVM_CTL))"
+	@echo "shim=$(abspath $(SHIM))"
 	@echo "rootfs=$(abspath $(ROOTFS))"
 	@echo "kvm_smoke=$(abspath $(KVM_SMOKE))"
 	@echo "vsock_tool=$(abspath $(VSOCK_TOOL))"

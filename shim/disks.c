@@ -329,7 +329,7 @@ static int disk_from_json(json_object *obj, struct disk_set *set, char *err, siz
 	const char *serial, *role, *source, *path;
 	struct disk_spec spec = { 0 };
 	json_object *read_only, *extents;
-	int role_index, source_index;
+	int role_index = 0, source_index = 0;
 	struct disk *disk;
 
 	if (!json_object_is_type(obj, json_type_object))

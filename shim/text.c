@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void shim_text_append(struct shim_text *t, const char *s, size_t n)
 {
@@ -43,4 +44,22 @@ int shim_error(char *err, size_t err_size, const char *fmt, ...)
 		va_end(ap);
 	}
 	return -1;
+}
+
+void shim_log(const char *fmt, ...)
+{
+	char line[2048];
+	va_list ap;
+	int n;
+
+	n = snprintf(line, sizeof(line), "erovm-shim[%d]: ", (int)getpid());
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	n = (int)strlen(line);
+	line[n++] = '\n';
+	/* One write: lines from several threads do not mix. */
+	if (write(STDERR_FILENO, line, (size_t)n) < 0) {
+		/* Nowhere else to report it. */
+	}
 }

@@ -32,4 +32,10 @@ void shim_text_puts(struct shim_text *t, const char *s);
 int shim_error(char *err, size_t err_size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/*
+ * Logs one line on stderr: the shim's log (containerd's "log" FIFO once
+ * the shim serves, so it lands in containerd's log).
+ */
+void shim_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #endif
