@@ -241,15 +241,18 @@ static void answer_waits(struct process *p)
 		ttrpc_call_reply_message(p->waits[--p->wait_count], &r.base);
 }
 
-/* Stops relays and the waiter: the process must be stopped or never started. */
+/*
+ * Joins the waiter, then stops the relays (the waiter uses them): the
+ * process must have ended, or its VM, or never have started.
+ */
 static void process_release(struct process *p)
 {
-	if (p->io)
-		stdio_free(p->io);
-	p->io = NULL;
 	if (p->waiter_running)
 		pthread_join(p->waiter, NULL);
 	p->waiter_running = false;
+	if (p->io)
+		stdio_free(p->io);
+	p->io = NULL;
 }
 
 static void process_free(struct process *p)

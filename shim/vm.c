@@ -304,6 +304,10 @@ int vm_call(struct vm *vm, const char *service, const char *method,
 		snprintf(err, err_size, "the VM is not running");
 		return -1;
 	}
+	if (vm->paused) {
+		snprintf(err, err_size, "the VM is paused");
+		return TTRPC_FAILED_PRECONDITION;
+	}
 	ret = ttrpc_client_call_message(vm->control, service, method, request, &result,
 					timeout_ms);
 	if (ret < 0) {

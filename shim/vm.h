@@ -82,7 +82,8 @@ int vm_start(struct vm *vm, const struct vm_tools *tools, const char *dir,
  * Calls guest-init: @request to @service/@method, the answer unpacked
  * with @response_type into *@response (NULL for an empty answer; free
  * with protobuf_c_message_free_unpacked). Returns the ttrpc status code
- * (TTRPC_OK, or the guest's code with its message in @err), or -1 when
+ * (TTRPC_OK, or the guest's code with its message in @err;
+ * FailedPrecondition without a call while the VM is paused), or -1 when
  * the call could not be made (the VM is gone, a timeout).
  */
 int vm_call(struct vm *vm, const char *service, const char *method,
