@@ -55,6 +55,11 @@ ROOTFS := $(BUILD)/rootfs.erofs
 EROFS_FLATTEN := $(BUILD)/tests/fixtures/erofs-flatten
 FIXTURES := $(BUILD)/fixtures
 
+# The containerd tests' image (tests/containerd/mkimage) and where they
+# expect the shim (built by the shim's own rules).
+CONTAINERD_IMAGE := $(BUILD)/containerd/busybox.oci.tar
+CONTAINERD_SHIM := $(BUILD)/containerd-shim-erovm-v1
+
 # Both ends of the vsock e2e test; static, for the guest's test disk.
 VSOCK_TOOL := $(BUILD)/tests/vsock-tool
 
@@ -78,10 +83,10 @@ PROGRAMS := $(VMM_RUN) $(GUEST_INIT) $(UNIT_TESTS) $(KVM_SMOKE) $(EROFS_FLATTEN)
 .SECONDARY:
 
 .PHONY: all programs kernels guest-kernel testhost rootfs fixtures deps check demo paths clean \
-	bench bench-tools
+	bench bench-tools containerd-image
 .DEFAULT_GOAL := all
 
-all: programs kernels rootfs fixtures
+all: programs kernels rootfs fixtures containerd-image
 
 programs: $(PROGRAMS)
 
@@ -152,6 +157,11 @@ $(EROFS_FLATTEN): $(BUILD)/obj/tests/fixtures/erofs-flatten.o
 # its output already matches its inputs. Needs root (mknod, xattrs, loop).
 fixtures: $(EROFS_FLATTEN)
 	$(Q)tests/fixtures/build $(abspath $(FIXTURES)) $(abspath $(EROFS_FLATTEN))
+
+# Always run: mkimage caches by its inputs (itself, busybox).
+containerd-image:
+	$(Q)mkdir -p $(dir $(CONTAINERD_IMAGE))
+	$(Q)tests/containerd/mkimage $(CONTAINERD_IMAGE)
 
 $(VSOCK_TOOL): $(BUILD)/obj/tests/guest/vsock-tool.o
 	@mkdir -p $(@D)
@@ -239,6 +249,8 @@ paths:
 	@echo "vsock_tool=$(abspath $(VSOCK_TOOL))"
 	@echo "erofs_flatten=$(abspath $(EROFS_FLATTEN))"
 	@echo "fixtures=$(abspath $(FIXTURES))"
+	@echo "containerd_image=$(abspath $(CONTAINERD_IMAGE))"
+	@echo "containerd_shim=$(abspath $(CONTAINERD_SHIM))"
 	@echo "unit_tests=$(abspath $(BUILD)/tests/unit)"
 	@echo "host_tests=$(abspath $(HOST_TESTS))"
 	@echo "bench_tools=$(abspath $(BUILD)/bench)"
