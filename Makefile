@@ -73,11 +73,13 @@ HOST_TESTS := $(BUILD)/tests/host
 CONTROL_HOST := $(HOST_TESTS)/control-host
 HYBRID_BRIDGE := $(HOST_TESTS)/hybrid-bridge
 CONTROL_CALL := $(HOST_TESTS)/control-call
+# Plays containerd towards a shim binary (tests/e2e/containerd.test).
+SHIM_CLIENT := $(HOST_TESTS)/shim-client
 CONTROL_HOST_OBJS := $(patsubst %.c,$(BUILD)/san/%.o,tests/host/control-host.c vmm/mount_plan.c \
 	$(filter-out guest-init/init.c,$(wildcard guest-init/*.c))) $(RPC_OBJS:%=$(BUILD)/san/%)
 
 PROGRAMS := $(VMM_RUN) $(GUEST_INIT) $(UNIT_TESTS) $(KVM_SMOKE) $(EROFS_FLATTEN) \
-	$(VSOCK_TOOL) $(EROVM_CTL) $(CONTROL_HOST) $(HYBRID_BRIDGE) $(CONTROL_CALL)
+	$(VSOCK_TOOL) $(EROVM_CTL) $(CONTROL_HOST) $(HYBRID_BRIDGE) $(CONTROL_CALL) $(SHIM_CLIENT)
 
 # Keep intermediate objects so rebuilds are incremental.
 .SECONDARY:
@@ -185,6 +187,12 @@ $(HYBRID_BRIDGE): $(BUILD)/obj/tests/host/hybrid-bridge.o
 
 $(CONTROL_CALL): $(BUILD)/obj/tests/host/control-call.o $(BUILD)/obj/ctl/hybrid_vsock.o \
 		$(RPC_OBJS:%=$(BUILD)/obj/%)
+	@mkdir -p $(@D)
+	@echo "  LD $@"
+	$(Q)$(CC) -o $@ $^ $(PROTOBUF_LIBS)
+
+$(SHIM_CLIENT): $(BUILD)/obj/tests/host/shim-client.o \
+		$(sort $(RPC_OBJS:%=$(BUILD)/obj/%) $(PROTO_SRCS:%.proto=$(BUILD)/obj/%.pb-c.o))
 	@mkdir -p $(@D)
 	@echo "  LD $@"
 	$(Q)$(CC) -o $@ $^ $(PROTOBUF_LIBS)
