@@ -60,6 +60,9 @@ ROOTFS := $(BUILD)/rootfs.erofs
 EROFS_FLATTEN := $(BUILD)/tests/fixtures/erofs-flatten
 FIXTURES := $(BUILD)/fixtures
 
+# The containerd tests' image (tests/containerd/mkimage).
+CONTAINERD_IMAGE := $(BUILD)/containerd/busybox.oci.tar
+
 # Both ends of the vsock e2e test; static, for the guest's test disk.
 VSOCK_TOOL := $(BUILD)/tests/vsock-tool
 
@@ -73,20 +76,23 @@ HOST_TESTS := $(BUILD)/tests/host
 CONTROL_HOST := $(HOST_TESTS)/control-host
 HYBRID_BRIDGE := $(HOST_TESTS)/hybrid-bridge
 CONTROL_CALL := $(HOST_TESTS)/control-call
+# Plays containerd towards a shim binary (tests/e2e/containerd.test).
+SHIM_CLIENT := $(HOST_TESTS)/shim-client
 CONTROL_HOST_OBJS := $(patsubst %.c,$(BUILD)/san/%.o,tests/host/control-host.c vmm/mount_plan.c \
 	$(filter-out guest-init/init.c,$(wildcard guest-init/*.c))) $(RPC_OBJS:%=$(BUILD)/san/%)
 
 PROGRAMS := $(VMM_RUN) $(GUEST_INIT) $(UNIT_TESTS) $(KVM_SMOKE) $(EROFS_FLATTEN) \
-	$(VSOCK_TOOL) $(EROVM_CTL) $(CONTROL_HOST) $(HYBRID_BRIDGE) $(CONTROL_CALL) $(SHIM)
+	$(VSOCK_TOOL) $(EROVM_CTL) $(CONTROL_HOST) $(HYBRID_BRIDGE) $(CONTROL_CALL) $(SHIM) \
+	$(SHIM_CLIENT)
 
 # Keep intermediate objects so rebuilds are incremental.
 .SECONDARY:
 
 .PHONY: all programs kernels guest-kernel testhost rootfs fixtures deps check demo paths clean \
-	bench bench-tools
+	bench bench-tools containerd-image
 .DEFAULT_GOAL := all
 
-all: programs kernels rootfs fixtures
+all: programs kernels rootfs fixtures containerd-image
 
 programs: $(PROGRAMS)
 
@@ -159,6 +165,11 @@ $(EROFS_FLATTEN): $(BUILD)/obj/tests/fixtures/erofs-flatten.o
 fixtures: $(EROFS_FLATTEN)
 	$(Q)tests/fixtures/build $(abspath $(FIXTURES)) $(abspath $(EROFS_FLATTEN))
 
+# Always run: mkimage caches by its inputs (itself, busybox).
+containerd-image:
+	$(Q)mkdir -p $(dir $(CONTAINERD_IMAGE))
+	$(Q)tests/containerd/mkimage $(CONTAINERD_IMAGE)
+
 $(VSOCK_TOOL): $(BUILD)/obj/tests/guest/vsock-tool.o
 	@mkdir -p $(@D)
 	@echo "  LD [static] $@"
@@ -189,6 +200,12 @@ $(SHIM): $(SHIM_OBJS)
 	@mkdir -p $(@D)
 	@echo "  LD $@"
 	$(Q)$(CC) -o $@ $^ $(SHIM_LIBS) $(PROTOBUF_LIBS) -lpthread
+
+$(SHIM_CLIENT): $(BUILD)/obj/tests/host/shim-client.o \
+		$(sort $(RPC_OBJS:%=$(BUILD)/obj/%) $(PROTO_SRCS:%.proto=$(BUILD)/obj/%.pb-c.o))
+	@mkdir -p $(@D)
+	@echo "  LD $@"
+	$(Q)$(CC) -o $@ $^ $(PROTOBUF_LIBS)
 
 $(KVM_SMOKE): $(BUILD)/obj/tests/kvm/smoke.o
 	@mkdir -p $(@D)
@@ -248,12 +265,13 @@ paths:
 	@echo "vmm_run=$(abspath $(VMM_RUN))"
 	@echo "guest_init=$(abspath $(GUEST_INIT))"
 	@echo "erovm_ctl=$(abspath $(EROVM_CTL))"
-	@echo "shim=$(abspath $(SHIM))"
 	@echo "rootfs=$(abspath $(ROOTFS))"
 	@echo "kvm_smoke=$(abspath $(KVM_SMOKE))"
 	@echo "vsock_tool=$(abspath $(VSOCK_TOOL))"
 	@echo "erofs_flatten=$(abspath $(EROFS_FLATTEN))"
 	@echo "fixtures=$(abspath $(FIXTURES))"
+	@echo "containerd_image=$(abspath $(CONTAINERD_IMAGE))"
+	@echo "containerd_shim=$(abspath $(SHIM))"
 	@echo "unit_tests=$(abspath $(BUILD)/tests/unit)"
 	@echo "host_tests=$(abspath $(HOST_TESTS))"
 	@echo "bench_tools=$(abspath $(BUILD)/bench)"
