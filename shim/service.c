@@ -39,6 +39,11 @@
 /* Exit status of the processes of a VM that died: killed (128 + SIGKILL). */
 #define VM_DIED_STATUS 137
 #define ERR_MAX 2048
+/*
+ * A dying VMM closes its sockets before it can be reaped: a connection
+ * lost this long before vmm-run's end is still the VM's death.
+ */
+#define LOST_VM_WAIT_MS 2000
 
 enum proc_status { PROC_CREATED, PROC_RUNNING, PROC_STOPPED };
 
@@ -384,7 +389,7 @@ static void handle_exit_notes(struct service *svc)
 			p->waiter_running = false;
 		}
 		if (note.lost) {
-			status = vm_reap(&p->task->vm) ? VM_DIED_STATUS : 255;
+			status = vm_exited_within(&p->task->vm, LOST_VM_WAIT_MS) ? VM_DIED_STATUS : 255;
 			shim_log("task %s: %s: lost the guest (%s): exit status %u", p->task->id,
 				 p->guest_id, p->task->vm.exited ? "the VM ended" : "connection",
 				 status);

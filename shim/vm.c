@@ -144,6 +144,18 @@ bool vm_reap(struct vm *vm)
 	return true;
 }
 
+bool vm_exited_within(struct vm *vm, int timeout_ms)
+{
+	long long deadline = monotonic_ms() + timeout_ms;
+
+	while (!vm_reap(vm)) {
+		if (vm->pid <= 0 || monotonic_ms() >= deadline)
+			return false;
+		sleep_ms(10);
+	}
+	return true;
+}
+
 static void describe_exit(int wstatus, char *buf, size_t size)
 {
 	if (WIFEXITED(wstatus))

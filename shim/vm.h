@@ -105,6 +105,9 @@ int vm_resume(struct vm *vm, char *err, size_t err_size);
 /* Reaps vmm-run if it exited; true if it has (now or before). */
 bool vm_reap(struct vm *vm);
 
+/* vm_reap(), trying for up to @timeout_ms. */
+bool vm_exited_within(struct vm *vm, int timeout_ms);
+
 /*
  * Ends the VM: asks guest-init to shut down (it stops processes, syncs
  * and unmounts) and waits up to @grace_ms for vmm-run to exit, then kills
