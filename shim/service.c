@@ -1149,8 +1149,10 @@ static void delete_init(struct service *svc, struct ttrpc_call *call, struct tas
 	ev.exited_at = &ts;
 	LIST_REMOVE(t, link);
 	state_remove(t->bundle);
-	task_free(t);
+	/* The VM ends (its processes and disks released) before the event. */
+	vm_stop(&t->vm, STOP_GRACE_MS);
 	events_publish(svc->events, "/tasks/delete", &ev.base);
+	task_free(t);
 	ttrpc_call_reply_message(call, &r.base);
 }
 

@@ -111,7 +111,7 @@ bool vm_exited_within(struct vm *vm, int timeout_ms);
 /*
  * Ends the VM: asks guest-init to shut down (it stops processes, syncs
  * and unmounts) and waits up to @grace_ms for vmm-run to exit, then kills
- * it; removes the runtime directory.
+ * it; removes the runtime directory. Safe to call again.
  */
 void vm_stop(struct vm *vm, int grace_ms);
 
