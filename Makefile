@@ -88,7 +88,7 @@ PROGRAMS := $(VMM_RUN) $(GUEST_INIT) $(UNIT_TESTS) $(KVM_SMOKE) $(EROFS_FLATTEN)
 # Keep intermediate objects so rebuilds are incremental.
 .SECONDARY:
 
-.PHONY: all programs kernels guest-kernel testhost rootfs fixtures deps check demo paths clean \
+.PHONY: all programs kernels guest-kernel testhost rootfs fixtures deps check demo paths clean install \
 	bench bench-tools containerd-image
 .DEFAULT_GOAL := all
 
@@ -258,6 +258,16 @@ demo: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory $(VMM_RUN) kernels rootfs bench-tools $(VSOCK_TOOL)
 	$(Q)BUILD=$(BUILD) bench/run $(if $(QUICK),--quick)
+
+# Installs the shim and what it runs where it looks for them (shim/main.c):
+# the shim and erovm-ctl in /usr/local/bin, vmm-run, the guest root image
+# and kernel in /usr/local/lib/erovm. DESTDIR stages it elsewhere.
+install: all
+	install -D -m 0755 $(SHIM) $(DESTDIR)/usr/local/bin/containerd-shim-erovm-v1
+	install -D -m 0755 $(EROVM_CTL) $(DESTDIR)/usr/local/bin/erovm-ctl
+	install -D -m 0755 $(VMM_RUN) $(DESTDIR)/usr/local/lib/erovm/vmm-run
+	install -D -m 0644 $(ROOTFS) $(DESTDIR)/usr/local/lib/erovm/rootfs.erofs
+	install -D -m 0644 $(BUILD)/vmlinuz $(DESTDIR)/usr/local/lib/erovm/vmlinuz
 
 paths:
 	$(Q)kernel-config/build --print-paths
