@@ -7,7 +7,6 @@
  * kill, ps, update, delete) run synchronously, each for at most
  * CRUN_TIMEOUT_MS. Each crun failure answers with crun's own message.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
