@@ -135,6 +135,9 @@ $(SHIM_TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%): $(BUILD)/tests/unit/%: \
 	@echo "  LD [san] $@"
 	$(Q)$(CC) $(SAN_FLAGS) -o $@ $^ $(CMOCKA_LIBS) $(SHIM_LIBS) $(PROTOBUF_LIBS) $(LIB_LIBS)
 
+# guest-init's pure parts, tested on their own.
+$(BUILD)/tests/unit/test_bundle: $(BUILD)/san/guest-init/bundle.o
+
 $(BUILD)/obj/%.o: %.c | $(PROTO_HEADERS)
 	@mkdir -p $(@D)
 	@echo "  CC $<"

@@ -442,13 +442,16 @@ static int set_nonblocking(int fd)
 static struct ttrpc_method *all_methods(size_t *count)
 {
 	size_t base = sizeof(base_methods) / sizeof(base_methods[0]);
-	struct ttrpc_method *methods = calloc(base + process_method_count, sizeof(*methods));
+	size_t total = base + process_method_count + container_method_count;
+	struct ttrpc_method *methods = calloc(total, sizeof(*methods));
 
 	if (!methods)
 		return NULL;
 	memcpy(methods, base_methods, sizeof(base_methods));
 	memcpy(methods + base, process_methods, process_method_count * sizeof(*methods));
-	*count = base + process_method_count;
+	memcpy(methods + base + process_method_count, container_methods,
+	       container_method_count * sizeof(*methods));
+	*count = total;
 	return methods;
 }
 
@@ -466,6 +469,7 @@ int control_run(const struct control_config *cfg, int *status)
 	TAILQ_INIT(&ctl.conns);
 	TAILQ_INIT(&ctl.streams);
 	TAILQ_INIT(&ctl.processes);
+	TAILQ_INIT(&ctl.containers);
 	methods = all_methods(&ctl.table.count);
 	ctl.table.methods = methods;
 	ctl.table.ctx = &ctl;
@@ -528,6 +532,7 @@ int control_run(const struct control_config *cfg, int *status)
 	while (!TAILQ_EMPTY(&ctl.conns))
 		conn_free(&ctl, TAILQ_FIRST(&ctl.conns));
 	processes_free_all(&ctl);
+	containers_free_all(&ctl);
 	streams_free_all(&ctl);
 	close(ctl.signal_fd);
 out_mask:

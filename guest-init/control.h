@@ -7,7 +7,7 @@
  *
  * Memory is bounded: at most CONTROL_MAX_CONNECTIONS control connections,
  * CONTROL_MAX_PENDING_STREAMS streams not yet claimed, CONTROL_MAX_PROCESSES
- * process records, and a fixed buffer per stream direction (a reader that
+ * process records, CONTROL_MAX_CONTAINERS containers, and a fixed buffer per stream direction (a reader that
  * does not read stalls the process writing, not the loop).
  */
 #ifndef EROVM_GUEST_INIT_CONTROL_H
@@ -22,6 +22,7 @@
 #define CONTROL_MAX_CONNECTIONS 16
 #define CONTROL_MAX_PENDING_STREAMS 64
 #define CONTROL_MAX_PROCESSES 256
+#define CONTROL_MAX_CONTAINERS 64
 
 struct control_config {
 	int control_listen_fd;	/* listening stream socket for ttrpc, or -1 */

@@ -5,6 +5,7 @@
  *   control.c  the loop, control connections, System and Mount
  *   stream.c   connections on the stream port until a process claims them
  *   process.c  the Process service: records, spawning, stdio pumps
+ *   container.c  the Container service: bundles, crun, launched processes
  *
  * Each loop iteration every piece adds the descriptors it waits on to a
  * poll set, with a callback and its object, and lowers the loop's
@@ -24,6 +25,7 @@
 
 #include "guest-init/control.h"
 #include "ttrpc/ttrpc.h"
+#include "erovm_control.pb-c.h"
 #include "vmm/guest_abi.h"
 
 struct control;
@@ -68,6 +70,20 @@ struct stream {
 TAILQ_HEAD(stream_list, stream);
 TAILQ_HEAD(process_list, process);
 TAILQ_HEAD(conn_list, control_conn);
+TAILQ_HEAD(container_list, container);
+
+/*
+ * A child guest-init reaped that no process record claimed: kept a while,
+ * because a container's process can end before the crun command that
+ * started it did and its pid file was read.
+ */
+struct orphan_exit {
+	pid_t pid;
+	int wstatus;
+	long long reaped_ms;
+};
+
+#define CONTROL_ORPHAN_EXITS 128
 
 struct control {
 	const struct control_config *cfg;
@@ -76,7 +92,11 @@ struct control {
 	struct conn_list conns;
 	struct stream_list streams;
 	struct process_list processes;
-	size_t conn_count, pending_stream_count, process_count;
+	struct container_list containers;
+	size_t conn_count, pending_stream_count, process_count, container_count;
+	struct orphan_exit orphans[CONTROL_ORPHAN_EXITS];	/* a ring */
+	size_t orphan_next;
+	unsigned int console_seq;	/* names console sockets */
 	struct poll_set poll;
 	long long now_ms;		/* CLOCK_MONOTONIC at the iteration's start */
 	long long deadline_ms;		/* the earliest timer; -1 for none */
@@ -129,5 +149,53 @@ void processes_timers(struct control *ctl);
 bool processes_reaped(struct control *ctl, pid_t pid, int wstatus);
 void processes_reclaim(struct control *ctl);
 void processes_free_all(struct control *ctl);
+
+/* True if a process record named @id exists. */
+bool process_exists(struct control *ctl, const char *id);
+
+/*
+ * A launcher: a program (crun create, crun exec --detach) that starts the
+ * real process, writes its pid somewhere and exits 0, or fails with a
+ * message on its stderr. process_launch() runs it as a process record
+ * whose stdio streams become the real process's; once the launcher
+ * exited 0, launched() names the real process, and from then on the
+ * record is that process's (Signal, Wait, ResizePty act on it; its exit
+ * comes through processes_reaped(), also if it ended before launched()).
+ */
+struct process_launcher {
+	const char *name;	/* for messages: "crun create" */
+	/*
+	 * The launcher exited 0: sets *@pid to the real process and, if the
+	 * request has a terminal, *@pty to its pty master (which the record
+	 * then owns). Returns 0, or -1 with a message in @err.
+	 */
+	int (*launched)(void *ctx, pid_t *pid, int *pty, char *err, size_t size);
+	/* The launch failed or was refused; the record is gone. Optional. */
+	void (*failed)(void *ctx);
+	/* Frees @ctx when the record goes. */
+	void (*free)(void *ctx);
+};
+
+/*
+ * Starts process record @request->id running the launcher @request->args,
+ * as Process.Start would (the same checks and errors), and answers @call
+ * with the launched pid, or with FailedPrecondition and the launcher's
+ * error output (trimmed, bounded) if it fails. With request->terminal no
+ * pty is made here: the launcher hands one over (launched()), and its own
+ * stdin and stdout are /dev/null. The launcher's stderr is always a pipe
+ * of guest-init's, read while it runs for the error message (and passed
+ * on to the stderr stream, if any). Takes @request and @ctx; on every
+ * failure, now or later, calls failed() (the record is then gone).
+ */
+void process_launch(struct control *ctl, struct ttrpc_call *call,
+		    Erovm__Control__V1__StartRequest *request,
+		    const struct process_launcher *launcher, void *ctx);
+
+/* --- container.c --- */
+
+extern const struct ttrpc_method container_methods[];
+extern const size_t container_method_count;
+
+void containers_free_all(struct control *ctl);
 
 #endif

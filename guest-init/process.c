@@ -30,6 +30,8 @@
 #define PUMP_READS_PER_WAKEUP 16
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define DEFAULT_HOME "HOME=/root"
+/* How much of a launcher's error output a failed launch reports. */
+#define LAUNCH_MESSAGE_MAX 1024
 
 extern char **environ;
 
@@ -44,12 +46,14 @@ struct pump {
 	size_t start, len;
 	bool eof;		/* nothing more will be read */
 	bool draining;		/* the process exited: no data now means no more */
+	bool capture;		/* a launcher's stderr: keep its start too */
 	unsigned int roles;	/* the stream roles it serves */
 };
 
 enum process_state {
 	PROCESS_WAITING_STREAMS,	/* Start waits for its streams */
 	PROCESS_STARTING,		/* forked; the exec is not confirmed yet */
+	PROCESS_LAUNCHING,		/* a launcher runs; its exit names the process */
 	PROCESS_RUNNING,
 	PROCESS_EXITED,			/* reaped; output still being delivered */
 	PROCESS_DONE,			/* exited and delivered: Wait answers */
@@ -78,6 +82,12 @@ struct process {
 	struct pump in, out, err;
 	struct ttrpc_call **waiters;
 	size_t waiter_count;
+	const struct process_launcher *launcher;	/* NULL: Process.Start */
+	void *launch_ctx;
+	long long launch_started_ms;
+	char capture[LAUNCH_MESSAGE_MAX];	/* the launcher's stderr, its start */
+	size_t capture_len;
+	bool launch_failed;		/* failed() was called */
 	bool dead;
 };
 
@@ -130,6 +140,11 @@ static struct process *find_process(struct control *ctl, const char *id)
 	return NULL;
 }
 
+bool process_exists(struct control *ctl, const char *id)
+{
+	return find_process(ctl, id) != NULL;
+}
+
 static void release_role(struct process *p, unsigned int role)
 {
 	if (!(p->held_roles & role))
@@ -143,6 +158,18 @@ static void release_role(struct process *p, unsigned int role)
 static bool pump_finished(const struct pump *pump)
 {
 	return !pump->active || (pump->eof && !pump->len);
+}
+
+/* Keeps what fits of a launcher's error output. */
+static void capture_output(struct process *p, const uint8_t *buf, size_t len)
+{
+	size_t room = sizeof(p->capture) - 1 - p->capture_len;
+
+	if (len > room)
+		len = room;
+	memcpy(p->capture + p->capture_len, buf, len);
+	p->capture_len += len;
+	p->capture[p->capture_len] = '\0';
 }
 
 /*
@@ -182,6 +209,8 @@ static void pump_run(struct pump *pump)
 		if (n > 0) {
 			pump->start = 0;
 			pump->len = (size_t)n;
+			if (pump->capture)
+				capture_output(pump->owner, pump->buf, pump->len);
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -250,12 +279,15 @@ static void fail_start(struct process *p, enum ttrpc_code code, const char *fmt,
 
 static void fail_start(struct process *p, enum ttrpc_code code, const char *fmt, ...)
 {
-	char message[512];
+	char message[LAUNCH_MESSAGE_MAX + 128];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(message, sizeof(message), fmt, ap);
 	va_end(ap);
+	if (p->launcher && p->launcher->failed && !p->launch_failed)
+		p->launcher->failed(p->launch_ctx);
+	p->launch_failed = true;
 	if (p->start_call)
 		ttrpc_call_fail(p->start_call, code, "%s", message);
 	p->start_call = NULL;
@@ -365,25 +397,6 @@ static void process_exited(struct process *p, int wstatus)
 	}
 }
 
-bool processes_reaped(struct control *ctl, pid_t pid, int wstatus)
-{
-	struct process *p;
-
-	TAILQ_FOREACH(p, &ctl->processes, link) {
-		if (p->dead || p->pid != pid || p->reaped)
-			continue;
-		p->reaped = true;
-		if (p->state == PROCESS_START_FAILED)
-			p->dead = true;
-		else if (p->state == PROCESS_STARTING)
-			p->wstatus = wstatus;	/* handled once the exec status is known */
-		else
-			process_exited(p, wstatus);
-		return true;
-	}
-	return false;
-}
-
 /* ---------------------------------------------------------------- spawn */
 
 /* Everything the child needs, prepared before fork. */
@@ -444,7 +457,7 @@ static noreturn void child_exec(const struct spawn *sp)
 
 	if (setsid() < 0)
 		child_fail(sp, CHILD_SETSID);
-	if (r->terminal) {
+	if (sp->slave[0]) {
 		int tty = open(sp->slave, O_RDWR | O_CLOEXEC);
 
 		if (tty < 0 || ioctl(tty, TIOCSCTTY, 0) < 0)
@@ -514,6 +527,18 @@ static int set_nonblocking(int fd)
 	return flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ? -errno : 0;
 }
 
+/* Sets a new pty master's size, if the request gave one, and makes it non-blocking. */
+static int setup_pty(int pty, uint32_t width, uint32_t height)
+{
+	if (width || height) {
+		struct winsize ws = { .ws_row = (unsigned short)height, .ws_col = (unsigned short)width };
+
+		if (ioctl(pty, TIOCSWINSZ, &ws) < 0)
+			return -errno;
+	}
+	return set_nonblocking(pty);
+}
+
 static int open_pty(struct process *p, struct spawn *sp)
 {
 	const Erovm__Control__V1__StartRequest *r = p->request;
@@ -522,28 +547,24 @@ static int open_pty(struct process *p, struct spawn *sp)
 	if (p->pty < 0 || grantpt(p->pty) < 0 || unlockpt(p->pty) < 0 ||
 	    ptsname_r(p->pty, sp->slave, sizeof(sp->slave)) != 0)
 		return -errno;
-	if (r->width || r->height) {
-		struct winsize ws = { .ws_row = (unsigned short)r->height,
-				      .ws_col = (unsigned short)r->width };
-
-		if (ioctl(p->pty, TIOCSWINSZ, &ws) < 0)
-			return -errno;
-	}
-	return set_nonblocking(p->pty);
+	return setup_pty(p->pty, r->width, r->height);
 }
 
 /*
  * Creates the process's stdio: the pty, or a pipe per stream (stdout and
- * stderr naming one stream share a pipe). Child ends go to @sp.
+ * stderr naming one stream share a pipe). Child ends go to @sp. A
+ * launcher's stderr is always a pipe, and with a terminal its only one.
  */
 static int make_stdio(struct process *p, struct spawn *sp)
 {
 	const Erovm__Control__V1__StartRequest *r = p->request;
+	bool stderr_pipe = (r->stderr[0] && strcmp(r->stderr, r->stdout)) ||
+			   (p->launcher && (r->terminal || !r->stderr[0]));
 	int fds[2], ret;
 
-	if (r->terminal)
+	if (r->terminal && !p->launcher)
 		return open_pty(p, sp);
-	if (r->stdin[0]) {
+	if (r->stdin[0] && !r->terminal) {
 		if ((ret = make_pipe(fds)) < 0)
 			return ret;
 		sp->stdio[0] = fds[0];
@@ -551,7 +572,7 @@ static int make_stdio(struct process *p, struct spawn *sp)
 		if ((ret = set_nonblocking(p->stdin_pipe)) < 0)
 			return ret;
 	}
-	if (r->stdout[0]) {
+	if (r->stdout[0] && !r->terminal) {
 		if ((ret = make_pipe(fds)) < 0)
 			return ret;
 		p->stdout_pipe = fds[0];
@@ -561,7 +582,7 @@ static int make_stdio(struct process *p, struct spawn *sp)
 		if ((ret = set_nonblocking(p->stdout_pipe)) < 0)
 			return ret;
 	}
-	if (r->stderr[0] && strcmp(r->stderr, r->stdout)) {
+	if (stderr_pipe) {
 		if ((ret = make_pipe(fds)) < 0)
 			return ret;
 		p->stderr_pipe = fds[0];
@@ -577,14 +598,20 @@ static int stream_fd(const struct process *p, unsigned int role)
 	return (p->held_roles & role) ? p->streams[role_index(role)]->fd : -1;
 }
 
-/* Wires the pumps between the process's pipes or pty and its streams. */
+/*
+ * Wires the pumps between the process's pipes or pty and its streams. A
+ * launcher's pty comes later: then this runs again once it is there, for
+ * the pumps that are still missing.
+ */
 static int make_pumps(struct process *p)
 {
 	const Erovm__Control__V1__StartRequest *r = p->request;
 	struct stream *in_stream = p->streams[0];
 	int ret = 0;
 
-	if (p->held_roles & STREAM_ROLE_STDIN) {
+	if (r->terminal && p->pty < 0)
+		goto stderr_pipe;
+	if ((p->held_roles & STREAM_ROLE_STDIN) && !p->in.active && !p->stdin_closed) {
 		ret = pump_init(&p->in, in_stream->fd, r->terminal ? p->pty : p->stdin_pipe,
 				STREAM_ROLE_STDIN);
 		if (ret < 0)
@@ -607,10 +634,17 @@ static int make_pumps(struct process *p)
 	}
 	if (ret < 0)
 		return ret;
-	if (p->stderr_pipe >= 0)
+stderr_pipe:
+	if (p->stderr_pipe >= 0 && !p->err.active)
 		ret = pump_init(&p->err, p->stderr_pipe, stream_fd(p, STREAM_ROLE_STDERR),
 				STREAM_ROLE_STDERR);
 	return ret;
+}
+
+/* The pump that reads a launcher's stderr. */
+static struct pump *launcher_stderr(struct process *p)
+{
+	return p->err.active ? &p->err : &p->out;
 }
 
 static void spawn(struct control *ctl, struct process *p)
@@ -619,7 +653,6 @@ static void spawn(struct control *ctl, struct process *p)
 	int status_pipe[2] = { -1, -1 }, ret;
 	pid_t pid;
 
-	(void)ctl;
 	sp.argv = calloc(p->request->n_args + 1, sizeof(*sp.argv));
 	sp.envp = build_env(p->request);
 	ret = !sp.argv || !sp.envp ? -ENOMEM : 0;
@@ -629,6 +662,10 @@ static void spawn(struct control *ctl, struct process *p)
 	}
 	if (!ret)
 		ret = make_pumps(p);
+	if (!ret && p->launcher) {
+		launcher_stderr(p)->capture = true;
+		p->launch_started_ms = ctl->now_ms;
+	}
 	if (!ret)
 		ret = make_pipe(status_pipe);
 	if (ret < 0) {
@@ -704,15 +741,143 @@ static const char *const step_names[] = {
 	[CHILD_EXEC] = "exec",
 };
 
-static void start_succeeded(struct process *p)
+/* ------------------------------------------------ exits and launchers */
+
+/* Keeps an exit no record claimed, for a launch that has not named its process yet. */
+static void remember_orphan(struct control *ctl, pid_t pid, int wstatus)
+{
+	ctl->orphans[ctl->orphan_next] = (struct orphan_exit){
+		.pid = pid, .wstatus = wstatus, .reaped_ms = ctl->now_ms,
+	};
+	ctl->orphan_next = (ctl->orphan_next + 1) % CONTROL_ORPHAN_EXITS;
+}
+
+/* Takes the kept exit of @pid if it was reaped since @since_ms (not an earlier user of the pid). */
+static bool take_orphan(struct control *ctl, pid_t pid, long long since_ms, int *wstatus)
+{
+	for (size_t i = 0; i < CONTROL_ORPHAN_EXITS; i++) {
+		struct orphan_exit *o = &ctl->orphans[i];
+
+		if (o->pid == pid && o->reaped_ms >= since_ms) {
+			*wstatus = o->wstatus;
+			o->pid = 0;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void start_answer(struct process *p)
 {
 	Erovm__Control__V1__StartResponse response = EROVM__CONTROL__V1__START_RESPONSE__INIT;
 
-	p->state = PROCESS_RUNNING;
 	response.pid = (uint32_t)p->pid;
 	if (p->start_call)
 		ttrpc_call_reply_message(p->start_call, &response.base);
 	p->start_call = NULL;
+}
+
+/* Trims @text in place of the white space around it. */
+static char *trim(char *text)
+{
+	size_t len;
+
+	while (*text == ' ' || *text == '\n' || *text == '\t' || *text == '\r')
+		text++;
+	len = strlen(text);
+	while (len && (text[len - 1] == ' ' || text[len - 1] == '\n' || text[len - 1] == '\t' ||
+		       text[len - 1] == '\r'))
+		text[--len] = '\0';
+	return text;
+}
+
+/*
+ * The launcher exited with @wstatus: the process it launched takes the
+ * record over, or the launch failed with what the launcher said.
+ */
+static void launch_ended(struct control *ctl, struct process *p, int wstatus)
+{
+	struct pump *capture = launcher_stderr(p);
+	char err[512];
+	pid_t pid = 0;
+	int pty = -1, ret;
+
+	/* The launcher is gone, so all it wrote is in the pipe: read it. */
+	if (!pump_finished(capture)) {
+		pump_run(capture);
+		pump_progress(capture);
+	}
+	capture->capture = false;
+	if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus)) {
+		const char *message = trim(p->capture);
+
+		if (!message[0]) {
+			snprintf(err, sizeof(err), "%s %d and said nothing",
+				 WIFEXITED(wstatus) ? "exited with status" : "was killed by signal",
+				 WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : WTERMSIG(wstatus));
+			message = err;
+		}
+		fail_start(p, TTRPC_FAILED_PRECONDITION, "%s: %s", p->launcher->name, message);
+		return;
+	}
+	if (p->launcher->launched(p->launch_ctx, &pid, &pty, err, sizeof(err)) < 0) {
+		fail_start(p, TTRPC_FAILED_PRECONDITION, "%s: %s", p->launcher->name, err);
+		return;
+	}
+	p->pid = pid;
+	p->reaped = false;
+	p->state = PROCESS_RUNNING;
+	if (p->terminal) {
+		p->pty = pty;
+		ret = setup_pty(p->pty, p->request->width, p->request->height);
+		if (!ret)
+			ret = make_pumps(p);
+		if (ret < 0) {
+			fail_start(p, TTRPC_INTERNAL, "%s: the terminal: %s", p->launcher->name,
+				   strerror(-ret));
+			return;
+		}
+	}
+	start_answer(p);
+	if (take_orphan(ctl, pid, p->launch_started_ms, &wstatus)) {
+		p->reaped = true;
+		process_exited(p, wstatus);
+	}
+}
+
+bool processes_reaped(struct control *ctl, pid_t pid, int wstatus)
+{
+	struct process *p;
+
+	TAILQ_FOREACH(p, &ctl->processes, link) {
+		if (p->dead || p->pid != pid || p->reaped)
+			continue;
+		p->reaped = true;
+		if (p->state == PROCESS_START_FAILED)
+			p->dead = true;
+		else if (p->state == PROCESS_STARTING)
+			p->wstatus = wstatus;	/* handled once the exec status is known */
+		else if (p->state == PROCESS_LAUNCHING)
+			launch_ended(ctl, p, wstatus);
+		else
+			process_exited(p, wstatus);
+		return true;
+	}
+	remember_orphan(ctl, pid, wstatus);
+	return false;
+}
+
+static void start_succeeded(struct control *ctl, struct process *p)
+{
+	if (p->launcher) {
+		/* Answered once the launcher is done. */
+		p->state = PROCESS_LAUNCHING;
+		if (p->reaped)
+			launch_ended(ctl, p, p->wstatus);
+		return;
+	}
+	p->state = PROCESS_RUNNING;
+	start_answer(p);
 	if (p->reaped)
 		process_exited(p, p->wstatus);
 }
@@ -726,7 +891,6 @@ static void exec_status_ready(struct control *ctl, void *obj, short revents)
 	enum ttrpc_code code;
 	ssize_t n;
 
-	(void)ctl;
 	(void)revents;
 	if (p->dead || p->state != PROCESS_STARTING)
 		return;
@@ -736,7 +900,7 @@ static void exec_status_ready(struct control *ctl, void *obj, short revents)
 	close_fd(&p->exec_status_fd);
 	if (n != (ssize_t)sizeof(rep) || rep.step < 0 || rep.step > CHILD_EXEC) {
 		/* End of file: the exec closed the pipe. */
-		start_succeeded(p);
+		start_succeeded(ctl, p);
 		return;
 	}
 	r = p->request;
@@ -816,6 +980,8 @@ static void process_free(struct control *ctl, struct process *p)
 	free(p->out.buf);
 	free(p->err.buf);
 	free(p->waiters);
+	if (p->launcher)
+		p->launcher->free(p->launch_ctx);
 	if (p->request)
 		erovm__control__v1__start_request__free_unpacked(p->request, NULL);
 	free(p);
@@ -887,29 +1053,31 @@ static const char *check_start(const Erovm__Control__V1__StartRequest *r)
 	return NULL;
 }
 
-static void process_start(struct ttrpc_call *call, const uint8_t *payload, size_t len, void *ctx)
+/* A new record for @r, started now (@launcher NULL: Process.Start); answers @call. */
+void process_launch(struct control *ctl, struct ttrpc_call *call,
+		    Erovm__Control__V1__StartRequest *r, const struct process_launcher *launcher,
+		    void *launch_ctx)
 {
-	struct control *ctl = ctx;
-	Erovm__Control__V1__StartRequest *r;
+	const char *method = ttrpc_call_method(call);
 	struct process *p;
 	const char *problem;
 
-	r = unpack(call, &erovm__control__v1__start_request__descriptor, payload, len);
-	if (!r)
-		return;
 	problem = check_start(r);
 	if (problem) {
-		ttrpc_call_fail(call, TTRPC_INVALID_ARGUMENT, "Start: %s", problem);
+		ttrpc_call_fail(call, TTRPC_INVALID_ARGUMENT, "%s: %s", method, problem);
 	} else if (ctl->shutdown_requested) {
-		ttrpc_call_fail(call, TTRPC_UNAVAILABLE, "Start: the guest is shutting down");
+		ttrpc_call_fail(call, TTRPC_UNAVAILABLE, "%s: the guest is shutting down", method);
 	} else if (find_process(ctl, r->id)) {
-		ttrpc_call_fail(call, TTRPC_ALREADY_EXISTS, "Start: process %s exists", r->id);
+		ttrpc_call_fail(call, TTRPC_ALREADY_EXISTS, "%s: process %s exists", method, r->id);
 	} else if (ctl->process_count == CONTROL_MAX_PROCESSES) {
 		ttrpc_call_fail(call, TTRPC_RESOURCE_EXHAUSTED,
-				"Start: already %d processes; Delete ended ones", CONTROL_MAX_PROCESSES);
+				"%s: already %d processes; Delete ended ones", method,
+				CONTROL_MAX_PROCESSES);
 	} else if (!(p = calloc(1, sizeof(*p)))) {
-		ttrpc_call_fail(call, TTRPC_RESOURCE_EXHAUSTED, "Start: out of memory");
+		ttrpc_call_fail(call, TTRPC_RESOURCE_EXHAUSTED, "%s: out of memory", method);
 	} else {
+		p->launcher = launcher;
+		p->launch_ctx = launch_ctx;
 		snprintf(p->id, sizeof(p->id), "%s", r->id);
 		p->in.owner = p->out.owner = p->err.owner = p;
 		p->request = r;
@@ -925,6 +1093,20 @@ static void process_start(struct ttrpc_call *call, const uint8_t *payload, size_
 		return;
 	}
 	erovm__control__v1__start_request__free_unpacked(r, NULL);
+	if (launcher) {
+		if (launcher->failed)
+			launcher->failed(launch_ctx);
+		launcher->free(launch_ctx);
+	}
+}
+
+static void process_start(struct ttrpc_call *call, const uint8_t *payload, size_t len, void *ctx)
+{
+	Erovm__Control__V1__StartRequest *r;
+
+	r = unpack(call, &erovm__control__v1__start_request__descriptor, payload, len);
+	if (r)
+		process_launch(ctx, call, r, NULL, NULL);
 }
 
 /* Finds the process a request names, or answers NotFound. */
@@ -951,7 +1133,7 @@ static void process_signal(struct ttrpc_call *call, const uint8_t *payload, size
 		ttrpc_call_fail(call, TTRPC_INVALID_ARGUMENT, "Signal: no signal %u", r->signal);
 	else if (has_ended(p))
 		ttrpc_call_fail(call, TTRPC_NOT_FOUND, "Signal: process %s has exited", p->id);
-	else if (p->state == PROCESS_WAITING_STREAMS)
+	else if (p->state == PROCESS_WAITING_STREAMS || p->state == PROCESS_LAUNCHING)
 		ttrpc_call_fail(call, TTRPC_FAILED_PRECONDITION, "Signal: process %s has not started",
 				p->id);
 	else if (kill(p->pid, (int)r->signal) < 0)

@@ -86,8 +86,8 @@
  *
  *   GUEST_VSOCK_CONTROL_PORT  ttrpc (containerd's framing, ttrpc/ttrpc.h)
  *                             serving proto/erovm_control.proto: services
- *                             GUEST_CONTROL_SERVICE_SYSTEM, _MOUNT and
- *                             _PROCESS.
+ *                             GUEST_CONTROL_SERVICE_SYSTEM, _MOUNT,
+ *                             _PROCESS and _CONTAINER.
  *   GUEST_VSOCK_STREAM_PORT   the stdio streams of processes started with
  *                             Process.Start: connect, write the stream id
  *                             (1 to GUEST_STREAM_ID_MAX bytes of
