@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -37,10 +38,17 @@
 /* crun's --console-socket: short paths, sun_path holds 108 bytes. */
 #define CONSOLE_DIR "/run/erovm/consoles"
 
+/* Pending WaitOom calls of one container. */
+#define OOM_WAITERS_MAX 8
+
 struct container {
 	TAILQ_ENTRY(container) link;
 	char id[CONTAINER_ID_MAX + 1];
 	char dir[sizeof(GUEST_CONTAINER_DIR) + 1 + CONTAINER_ID_MAX];	/* the bundle */
+	char memory_events[PATH_MAX];	/* its cgroup's, once created; "" before */
+	uint64_t oom_reported;		/* the count WaitOom last answered */
+	struct ttrpc_call *oom_waiters[OOM_WAITERS_MAX];
+	size_t oom_waiter_count;
 };
 
 /* A crun create or exec as a process record's launcher. */
@@ -420,19 +428,57 @@ static int receive_pty(int listen_fd, char *err, size_t size)
 	return pty;
 }
 
+/* The memory.events file of @pid's cgroup (v2), into @out; -1 if unknown. */
+static int memory_events_of(pid_t pid, char *out, size_t size)
+{
+	char path[64], line[PATH_MAX];
+	int ret = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "0::", 3))
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		if ((size_t)snprintf(out, size, "/sys/fs/cgroup%s/memory.events", line + 3) < size)
+			ret = 0;
+		break;
+	}
+	fclose(f);
+	return ret;
+}
+
 static int launch_launched(void *ctx, pid_t *pid, int *pty, char *err, size_t size)
 {
 	struct crun_launch *l = ctx;
+	struct container *c;
 
 	if (read_pid_file(l->pid_file, pid, err, size) < 0)
 		return -1;
+	/* crun create put the init in the container's cgroup. */
+	if (l->create && (c = find_container(l->ctl, l->container)) &&
+	    memory_events_of(*pid, c->memory_events, sizeof(c->memory_events)) < 0) {
+		report("container %s: no cgroup v2 for pid %d: no OOM events", c->id, (int)*pid);
+		c->memory_events[0] = '\0';
+	}
 	if (l->console_fd >= 0 && (*pty = receive_pty(l->console_fd, err, size)) < 0)
 		return -1;
 	return 0;
 }
 
+static void fail_oom_waiters(struct container *c)
+{
+	while (c->oom_waiter_count)
+		ttrpc_call_fail(c->oom_waiters[--c->oom_waiter_count], TTRPC_NOT_FOUND,
+				"container %s: deleted", c->id);
+}
+
 static void forget_container(struct control *ctl, struct container *c)
 {
+	fail_oom_waiters(c);
 	if (remove_tree(c->dir) < 0)
 		report("container %s: removing %s: %s", c->id, c->dir, strerror(errno));
 	TAILQ_REMOVE(&ctl->containers, c, link);
@@ -852,12 +898,96 @@ static void container_delete(struct ttrpc_call *call, const uint8_t *payload, si
 	erovm__control__v1__container_request__free_unpacked(r, NULL);
 }
 
+static void cancel_wait_oom(struct ttrpc_call *call, void *arg)
+{
+	struct container *c = arg;
+
+	for (size_t i = 0; i < c->oom_waiter_count; i++) {
+		if (c->oom_waiters[i] == call) {
+			c->oom_waiters[i] = c->oom_waiters[--c->oom_waiter_count];
+			return;
+		}
+	}
+}
+
+static void container_wait_oom(struct ttrpc_call *call, const uint8_t *payload, size_t len,
+			       void *ctx)
+{
+	struct control *ctl = ctx;
+	Erovm__Control__V1__ContainerRequest *r;
+	struct container *c;
+
+	r = unpack(call, &erovm__control__v1__container_request__descriptor, payload, len);
+	if (!r)
+		return;
+	if ((c = lookup(ctl, call, r->id))) {
+		if (c->oom_waiter_count == OOM_WAITERS_MAX) {
+			ttrpc_call_fail(call, TTRPC_RESOURCE_EXHAUSTED,
+					"WaitOom: %d calls already wait on %s", OOM_WAITERS_MAX, c->id);
+		} else {
+			c->oom_waiters[c->oom_waiter_count++] = call;
+			ttrpc_call_defer(call, cancel_wait_oom, c);
+		}
+	}
+	erovm__control__v1__container_request__free_unpacked(r, NULL);
+}
+
+/* The "oom_kill N" count of memory.events file @path. */
+static bool read_oom_kills(const char *path, uint64_t *count)
+{
+	char line[128];
+	bool found = false;
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = sscanf(line, "oom_kill %" SCNu64, count) == 1;
+	fclose(f);
+	return found;
+}
+
+void containers_collect(struct control *ctl)
+{
+	struct container *c;
+
+	TAILQ_FOREACH(c, &ctl->containers, link) {
+		if (c->oom_waiter_count && c->memory_events[0]) {
+			if (!ctl->oom_check_ms)
+				ctl->oom_check_ms = ctl->now_ms + GUEST_OOM_POLL_MS;
+			control_wake_at(ctl, ctl->oom_check_ms);
+			return;
+		}
+	}
+}
+
+void containers_timers(struct control *ctl)
+{
+	Erovm__Control__V1__OomResponse answer = EROVM__CONTROL__V1__OOM_RESPONSE__INIT;
+	struct container *c;
+	uint64_t count;
+
+	if (!ctl->oom_check_ms || ctl->now_ms < ctl->oom_check_ms)
+		return;
+	ctl->oom_check_ms = 0;
+	TAILQ_FOREACH(c, &ctl->containers, link) {
+		if (!c->oom_waiter_count || !c->memory_events[0] ||
+		    !read_oom_kills(c->memory_events, &count) || count <= c->oom_reported)
+			continue;
+		c->oom_reported = count;
+		answer.oom_kills = count;
+		while (c->oom_waiter_count)
+			ttrpc_call_reply_message(c->oom_waiters[--c->oom_waiter_count], &answer.base);
+	}
+}
+
 void containers_free_all(struct control *ctl)
 {
 	struct container *c;
 
 	while ((c = TAILQ_FIRST(&ctl->containers))) {
 		TAILQ_REMOVE(&ctl->containers, c, link);
+		fail_oom_waiters(c);
 		free(c);
 	}
 	ctl->container_count = 0;
@@ -871,6 +1001,7 @@ const struct ttrpc_method container_methods[] = {
 	{ GUEST_CONTROL_SERVICE_CONTAINER, "Pids", container_pids },
 	{ GUEST_CONTROL_SERVICE_CONTAINER, "Update", container_update },
 	{ GUEST_CONTROL_SERVICE_CONTAINER, "Delete", container_delete },
+	{ GUEST_CONTROL_SERVICE_CONTAINER, "WaitOom", container_wait_oom },
 };
 
 const size_t container_method_count = sizeof(container_methods) / sizeof(container_methods[0]);

@@ -371,6 +371,7 @@ static void collect(struct control *ctl)
 		control_poll(ctl, ttrpc_conn_fd(cc->conn), ttrpc_conn_events(cc->conn), conn_ready, cc);
 	streams_collect(ctl);
 	processes_collect(ctl);
+	containers_collect(ctl);
 	if (ctl->command_kill_ms)
 		control_wake_at(ctl, ctl->command_kill_ms);
 }
@@ -384,6 +385,7 @@ static void run_timers(struct control *ctl)
 	}
 	streams_timers(ctl);
 	processes_timers(ctl);
+	containers_timers(ctl);
 }
 
 static void reclaim(struct control *ctl)

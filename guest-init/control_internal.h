@@ -97,6 +97,7 @@ struct control {
 	struct orphan_exit orphans[CONTROL_ORPHAN_EXITS];	/* a ring */
 	size_t orphan_next;
 	unsigned int console_seq;	/* names console sockets */
+	long long oom_check_ms;		/* when WaitOom looks next; 0: not planned */
 	struct poll_set poll;
 	long long now_ms;		/* CLOCK_MONOTONIC at the iteration's start */
 	long long deadline_ms;		/* the earliest timer; -1 for none */
@@ -196,6 +197,9 @@ void process_launch(struct control *ctl, struct ttrpc_call *call,
 extern const struct ttrpc_method container_methods[];
 extern const size_t container_method_count;
 
+/* WaitOom: memory.events is looked at every GUEST_OOM_POLL_MS while calls wait. */
+void containers_collect(struct control *ctl);
+void containers_timers(struct control *ctl);
 void containers_free_all(struct control *ctl);
 
 #endif

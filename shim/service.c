@@ -80,13 +80,16 @@ struct task {
 	struct process_list execs;
 	unsigned int exec_count, next_exec;
 	int notify_fd;			/* the loop's, for waiter threads */
+	pthread_t oom_watcher;		/* waits for the guest's OOM kills */
+	bool oom_watcher_running;
 };
 
 LIST_HEAD(task_list, task);
 
-/* What a waiter thread tells the loop. */
-struct exit_note {
-	uint64_t serial;		/* the process's */
+/* What a waiter or OOM thread tells the loop. */
+struct loop_note {
+	enum { NOTE_EXIT, NOTE_OOM } kind;
+	uint64_t serial;		/* the process's (an OOM's: the init's) */
 	uint32_t exit_status;
 	bool lost;			/* the guest connection failed */
 	struct timespec exited_at;
@@ -306,7 +309,7 @@ static void process_exited(struct service *svc, struct process *p, uint32_t stat
 static void *waiter_main(void *arg)
 {
 	struct process *p = arg;
-	struct exit_note note = { .serial = p->serial, .lost = true };
+	struct loop_note note = { .serial = p->serial, .lost = true };
 	Erovm__Control__V1__WaitRequest req = EROVM__CONTROL__V1__WAIT_REQUEST__INIT;
 	struct ttrpc_result result = { 0 };
 	struct ttrpc_client *client = NULL;
@@ -350,6 +353,35 @@ static void *waiter_main(void *arg)
 	return NULL;
 }
 
+/* A task's OOM thread: Container.WaitOom, again and again, until it fails. */
+static void *oom_watcher_main(void *arg)
+{
+	struct task *t = arg;
+	struct loop_note note = { .kind = NOTE_OOM, .serial = t->init->serial };
+	Erovm__Control__V1__ContainerRequest req = EROVM__CONTROL__V1__CONTAINER_REQUEST__INIT;
+	struct ttrpc_client *client = NULL;
+	char err[256];
+	int fd = vm_connect(&t->vm, err, sizeof(err));
+
+	if (fd >= 0 && !(client = ttrpc_client_new(fd)))
+		close(fd);
+	req.id = t->id;
+	while (client) {
+		struct ttrpc_result result = { 0 };
+		int ret = ttrpc_client_call_message(client, GUEST_CONTROL_SERVICE_CONTAINER,
+						    "WaitOom", &req.base, &result, -1);
+		bool ok = ret == 0 && result.code == TTRPC_OK;
+
+		ttrpc_result_clear(&result);
+		if (!ok)
+			break;
+		if (write(t->notify_fd, &note, sizeof(note)) != sizeof(note))
+			shim_log("task %s: an OOM kill could not be noted", t->id);
+	}
+	ttrpc_client_free(client);
+	return NULL;
+}
+
 static int start_waiter(struct process *p, char *err, size_t err_size)
 {
 	if (pthread_create(&p->waiter, NULL, waiter_main, p))
@@ -373,9 +405,9 @@ static struct process *find_serial(struct service *svc, uint64_t serial)
 	return NULL;
 }
 
-static void handle_exit_notes(struct service *svc)
+static void handle_notes(struct service *svc)
 {
-	struct exit_note note;
+	struct loop_note note;
 
 	while (read(svc->notify[0], &note, sizeof(note)) == sizeof(note)) {
 		struct process *p = find_serial(svc, note.serial);
@@ -384,6 +416,14 @@ static void handle_exit_notes(struct service *svc)
 		/* A note from a process deleted meanwhile is stale. */
 		if (!p)
 			continue;
+		if (note.kind == NOTE_OOM) {
+			Containerd__Events__TaskOOM ev = CONTAINERD__EVENTS__TASK_OOM__INIT;
+
+			ev.container_id = p->task->id;
+			shim_log("task %s: the guest's OOM killer killed a process", p->task->id);
+			events_publish(svc->events, "/tasks/oom", &ev.base);
+			continue;
+		}
 		if (p->waiter_running) {
 			pthread_join(p->waiter, NULL);
 			p->waiter_running = false;
@@ -426,8 +466,10 @@ static void task_free(struct task *t)
 
 	if (!t)
 		return;
-	/* The VM first: its end releases waiters and relays. */
+	/* The VM first: its end releases waiters, relays and the OOM thread. */
 	vm_stop(&t->vm, STOP_GRACE_MS);
+	if (t->oom_watcher_running)
+		pthread_join(t->oom_watcher, NULL);
 	while ((p = LIST_FIRST(&t->execs))) {
 		LIST_REMOVE(p, link);
 		process_free(p);
@@ -668,6 +710,10 @@ static int create_task(struct service *svc, struct task *t,
 	*code = TTRPC_INTERNAL;
 	if (start_waiter(t->init, err, err_size) < 0)
 		goto out;
+	if (pthread_create(&t->oom_watcher, NULL, oom_watcher_main, t))
+		shim_log("task %s: no OOM events: cannot start a thread", t->id);
+	else
+		t->oom_watcher_running = true;
 	ret = 0;
 out:
 	create_work_free(&w);
@@ -1572,7 +1618,7 @@ int service_run(const struct service_config *cfg, int listen_fd)
 			}
 		}
 		if (fds[2].revents & POLLIN)
-			handle_exit_notes(&svc);
+			handle_notes(&svc);
 		for (size_t i = 0; i < nconns; i++) {
 			if (!fds[3 + i].revents || ttrpc_conn_handle(polled[i], fds[3 + i].revents) == 0)
 				continue;

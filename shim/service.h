@@ -14,7 +14,8 @@
  * the output is delivered, the service loop marks the process stopped,
  * publishes /tasks/exit (shim/events.h) and answers the pending Waits. A
  * VMM that dies ends every process of its task with status 137 (128 +
- * SIGKILL).
+ * SIGKILL). An OOM thread per task waits in the guest's Container.WaitOom
+ * and the loop publishes /tasks/oom for each answer.
  *
  * Pids: the init process's pid is the VMM's (the host process that is
  * the container); an exec's is its guest pid, as Pids lists them.
@@ -22,8 +23,8 @@
  * it first, so that the signal is delivered.
  *
  * Threads: the service loop runs every handler; guest calls block it
- * (bounded by VM_CALL_TIMEOUT_MS, Create by the boot). Waiter and stdio
- * threads only talk to the loop through its notification pipe.
+ * (bounded by VM_CALL_TIMEOUT_MS, Create by the boot). Waiter, OOM and
+ * stdio threads only talk to the loop through its notification pipe.
  */
 #ifndef EROVM_SHIM_SERVICE_H
 #define EROVM_SHIM_SERVICE_H

@@ -145,6 +145,8 @@
 #define GUEST_CONTROL_SERVICE_CONTAINER "erovm.control.v1.Container"
 /* Container bundles: GUEST_CONTAINER_DIR/ID. */
 #define GUEST_CONTAINER_DIR "/run/erovm/containers"
+/* How often Container.WaitOom looks at a container's memory.events. */
+#define GUEST_OOM_POLL_MS 500
 #define GUEST_STREAM_ID_MAX 128
 #define GUEST_STREAM_CONNECT_TIMEOUT_MS 10000
 #define GUEST_STREAM_UNCLAIMED_TIMEOUT_MS 60000
