@@ -17,9 +17,10 @@
  * bundle's "address" and "shim.pid" files, and prints "unix://SOCKET".
  *
  * delete: containerd could not reach the shim (it died). Kills a VMM the
- * bundle's state record names (shim/state.h), removes its runtime
- * directory and the socket of a dead shim, and prints a DeleteResponse
- * (exit status 137, as killed) on stdout.
+ * bundle's state record names (shim/state.h), removes the VM's runtime
+ * directory (named by namespace and id, so also one a shim killed before
+ * it wrote the record left) and the socket of a dead shim, and prints a
+ * DeleteResponse (exit status 137, as killed) on stdout.
  *
  * What it runs (shim_find_tools): EROVM_SHIM_VMM, EROVM_SHIM_KERNEL and
  * EROVM_SHIM_ROOTFS if set, else vmm-run, vmlinuz and rootfs.erofs next
@@ -351,7 +352,7 @@ static int cmd_delete(const struct options *o)
 	Containerd__Task__V2__DeleteResponse resp = CONTAINERD__TASK__V2__DELETE_RESPONSE__INIT;
 	Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
 	const char *bundle = o->bundle;
-	char cwd[PATH_MAX], err[512], sock_path[PATH_MAX], *group;
+	char cwd[PATH_MAX], err[512], sock_path[PATH_MAX], vm_dir[PATH_MAX], *group;
 	struct shim_state state;
 	struct timespec now;
 	uint8_t *packed;
@@ -366,16 +367,18 @@ static int cmd_delete(const struct options *o)
 	ret = state_load(bundle, &state, err, sizeof(err));
 	if (ret < 0)
 		die("%s", err);
-	if (ret == 0) {
-		/* Only a directory of ours is removed, whatever the file says. */
-		bool ours = !strncmp(state.vm_dir, VM_RUN_DIR "/vm-", strlen(VM_RUN_DIR "/vm-")) &&
-			    !strchr(state.vm_dir + strlen(VM_RUN_DIR "/"), '/');
-
-		if (vm_kill_leftover(state.vmm_pid, state.vmm_start_time, ours ? state.vm_dir : NULL))
-			fprintf(stderr, "containerd-shim-erovm-v1: killed leftover vmm-run %d\n",
-				(int)state.vmm_pid);
-		state_remove(bundle);
-	}
+	/*
+	 * The runtime directory follows from the namespace and id: a shim
+	 * killed before it recorded its VM leaves one too.
+	 */
+	vm_dir_for(o->ns, o->id, vm_dir, sizeof(vm_dir));
+	if (ret == 0 && strcmp(state.vm_dir, vm_dir))
+		fprintf(stderr, "containerd-shim-erovm-v1: %s names runtime directory %s, not %s\n",
+			STATE_FILE, state.vm_dir, vm_dir);
+	if (vm_kill_leftover(state.vmm_pid, state.vmm_start_time, vm_dir))
+		fprintf(stderr, "containerd-shim-erovm-v1: killed leftover vmm-run %d\n",
+			(int)state.vmm_pid);
+	state_remove(bundle);
 	/* The socket of a shim that is gone. */
 	group = group_of(o, bundle);
 	if (group) {
