@@ -598,6 +598,7 @@ enum vm_stop_reason vm_run(struct vm *vm, void (*on_first_run)(void *),
 	struct vm_runner runner, *r = &runner;
 	struct sigaction action = { .sa_handler = ignore_kick };
 	sigset_t blocked, during_run;
+	bool started;
 	int ret;
 
 	*r = (struct vm_runner){ .vm = vm, .err = err, .err_size = err_size,
@@ -638,9 +639,11 @@ enum vm_stop_reason vm_run(struct vm *vm, void (*on_first_run)(void *),
 		}
 		r->nr_threads++;
 	}
+	started = r->stop == VM_RUNNING;
 	pthread_mutex_unlock(&r->lock);
 
-	run_vcpu(&r->vcpus[0]);
+	if (started)
+		run_vcpu(&r->vcpus[0]);
 	for (unsigned int i = 1; i < r->nr_threads; i++)
 		pthread_join(r->vcpus[i].thread, NULL);
 	pthread_mutex_destroy(&r->lock);
