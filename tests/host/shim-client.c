@@ -4,7 +4,7 @@
  * list (such as the EROFS snapshotter's, which Debian's containerd 1.6
  * cannot make):
  *
- *   shim-client SHIM BUNDLE ID MOUNTS
+ *   shim-client [--update-memory BYTES] SHIM BUNDLE ID MOUNTS
  *
  * BUNDLE holds config.json (the process to run). MOUNTS is a file with
  * one rootfs mount a line: TYPE, SOURCE, TARGET and then the options,
@@ -15,8 +15,10 @@
  * -address BUNDLE/../containerd.sock -publish-binary /bin/true -id ID
  * start` in BUNDLE with TTRPC_ADDRESS set, connects to the address it
  * prints, and calls Create (stdout and stderr on FIFOs it reads), Wait,
- * Start, State, Delete and Shutdown. It prints what it saw, one fact a
- * line, for the test to check:
+ * Start, State, Delete and Shutdown; with --update-memory, Update between
+ * Create and Start sets the container's memory limit (the OCI
+ * LinuxResources as JSON, as containerd sends them) and prints "update
+ * ok". It prints what it saw, one fact a line, for the test to check:
  *
  *   address ADDRESS            create pid N        start pid N
  *   wait exit_status N         state status NAME exit_status N
@@ -464,6 +466,9 @@ static const char *status_name(Containerd__V1__Types__Status status)
 
 /* ---------------------------------------------------------------- the task */
 
+/* --update-memory's value, or NULL. */
+static const char *update_memory;
+
 static int run_task(struct client *c, const char *bundle, const char *id,
 		    struct mount_list *mounts, char fifos[3][PATH_MAX])
 {
@@ -495,6 +500,23 @@ static int run_task(struct client *c, const char *bundle, const char *id,
 		return -1;
 	printf("create pid %u\n", created->pid);
 	protobuf_c_message_free_unpacked(&created->base, NULL);
+
+	if (update_memory) {
+		Containerd__Task__V2__UpdateTaskRequest update =
+			CONTAINERD__TASK__V2__UPDATE_TASK_REQUEST__INIT;
+		Google__Protobuf__Any resources = GOOGLE__PROTOBUF__ANY__INIT;
+		char json[64];
+
+		snprintf(json, sizeof(json), "{\"memory\":{\"limit\":%s}}", update_memory);
+		resources.type_url = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
+		resources.value.data = (uint8_t *)json;
+		resources.value.len = strlen(json);
+		update.id = (char *)id;
+		update.resources = &resources;
+		if (!call(c, "Update", &update.base, NULL, CALL_TIMEOUT_MS))
+			return -1;
+		printf("update ok\n");
+	}
 
 	/* containerd waits before it starts: Wait must not block other calls. */
 	wait.id = (char *)id;
@@ -587,8 +609,14 @@ int main(int argc, char **argv)
 	char *shim_address;
 	int fd, status = 1;
 
-	if (argc != 5) {
-		fprintf(stderr, "usage: shim-client SHIM BUNDLE ID MOUNTS\n");
+	if (argc > 2 && !strcmp(argv[1], "--update-memory")) {
+		update_memory = argv[2];
+		argc -= 2;
+		argv += 2;
+	}
+	if (argc != 5 || (update_memory && strspn(update_memory, "0123456789") !=
+				strlen(update_memory))) {
+		fprintf(stderr, "usage: shim-client [--update-memory BYTES] SHIM BUNDLE ID MOUNTS\n");
 		return 2;
 	}
 	shim = argv[1];
