@@ -193,6 +193,20 @@ static void fail_guest(struct ttrpc_call *call, int code, const char *what, cons
 			what, err);
 }
 
+/* A guest call with an empty answer: @call gets OK, or the guest's failure. */
+static void forward_call(struct ttrpc_call *call, struct task *t, const char *service,
+			 const char *method, const ProtobufCMessage *request, const char *what)
+{
+	char err[ERR_MAX];
+	int code = vm_call(&t->vm, service, method, request, NULL, NULL, VM_CALL_TIMEOUT_MS, err,
+			   sizeof(err));
+
+	if (code != TTRPC_OK)
+		fail_guest(call, code, what, err);
+	else
+		reply_empty(call);
+}
+
 /* ------------------------------------------------------------- processes */
 
 static struct process *process_new(struct task *t, const char *exec_id, bool terminal,
@@ -1044,7 +1058,6 @@ static void task_kill(struct ttrpc_call *call, const uint8_t *payload, size_t le
 	char err[ERR_MAX];
 	struct process *p;
 	struct task *t;
-	int code;
 
 	req = unpack(call, &containerd__task__v2__kill_request__descriptor, payload, len);
 	if (!req)
@@ -1075,20 +1088,14 @@ static void task_kill(struct ttrpc_call *call, const uint8_t *payload, size_t le
 		kr.id = t->id;
 		kr.signal = req->signal;
 		kr.all = req->all;
-		code = vm_call(&t->vm, GUEST_CONTROL_SERVICE_CONTAINER, "Kill", &kr.base, NULL,
-			       NULL, VM_CALL_TIMEOUT_MS, err, sizeof(err));
+		forward_call(call, t, GUEST_CONTROL_SERVICE_CONTAINER, "Kill", &kr.base, "kill");
 	} else {
 		Erovm__Control__V1__SignalRequest sr = EROVM__CONTROL__V1__SIGNAL_REQUEST__INIT;
 
 		sr.id = p->guest_id;
 		sr.signal = req->signal;
-		code = vm_call(&t->vm, GUEST_CONTROL_SERVICE_PROCESS, "Signal", &sr.base, NULL,
-			       NULL, VM_CALL_TIMEOUT_MS, err, sizeof(err));
+		forward_call(call, t, GUEST_CONTROL_SERVICE_PROCESS, "Signal", &sr.base, "kill");
 	}
-	if (code != TTRPC_OK)
-		fail_guest(call, code, "kill", err);
-	else
-		reply_empty(call);
 out:
 	containerd__task__v2__kill_request__free_unpacked(req, NULL);
 }
@@ -1379,9 +1386,7 @@ static void task_update(struct ttrpc_call *call, const uint8_t *payload, size_t 
 {
 	Containerd__Task__V2__UpdateTaskRequest *req;
 	Erovm__Control__V1__UpdateContainerRequest ur = EROVM__CONTROL__V1__UPDATE_CONTAINER_REQUEST__INIT;
-	char err[ERR_MAX];
 	struct task *t;
-	int code;
 
 	req = unpack(call, &containerd__task__v2__update_task_request__descriptor, payload, len);
 	if (!req)
@@ -1396,12 +1401,7 @@ static void task_update(struct ttrpc_call *call, const uint8_t *payload, size_t 
 	} else {
 		ur.id = t->id;
 		ur.resources = req->resources->value;
-		code = vm_call(&t->vm, GUEST_CONTROL_SERVICE_CONTAINER, "Update", &ur.base, NULL,
-			       NULL, VM_CALL_TIMEOUT_MS, err, sizeof(err));
-		if (code != TTRPC_OK)
-			fail_guest(call, code, "update", err);
-		else
-			reply_empty(call);
+		forward_call(call, t, GUEST_CONTROL_SERVICE_CONTAINER, "Update", &ur.base, "update");
 	}
 	containerd__task__v2__update_task_request__free_unpacked(req, NULL);
 }
