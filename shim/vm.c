@@ -101,8 +101,8 @@ static void remove_dir(const char *dir)
 	rmdir(dir);
 }
 
-/* The last bytes of vmm-run's output, on one line, into @out. */
-static void log_tail(const struct vm *vm, char *out, size_t size)
+/* The last bytes of file @name of the VM's directory, on one line, into @out. */
+static void log_tail(const struct vm *vm, const char *name, char *out, size_t size)
 {
 	char path[PATH_MAX + 16], buf[VMM_LOG_TAIL + 1];
 	ssize_t n;
@@ -110,7 +110,7 @@ static void log_tail(const struct vm *vm, char *out, size_t size)
 	int fd;
 
 	out[0] = '\0';
-	snprintf(path, sizeof(path), "%s/vmm.log", vm->dir);
+	snprintf(path, sizeof(path), "%s/%s", vm->dir, name);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
@@ -169,16 +169,19 @@ static void describe_exit(int wstatus, char *buf, size_t size)
 static int wait_for_control(struct vm *vm, int timeout_ms, char *err, size_t err_size)
 {
 	long long deadline = monotonic_ms() + timeout_ms;
-	char why[256], tail[VMM_LOG_TAIL + 1], how[64];
+	char why[256], tail[VMM_LOG_TAIL + 1], console[VMM_LOG_TAIL + 1], how[64];
 
 	for (;;) {
 		int fd, left = (int)(deadline - monotonic_ms());
 
 		if (vm_reap(vm)) {
 			describe_exit(vm->wstatus, how, sizeof(how));
-			log_tail(vm, tail, sizeof(tail));
-			snprintf(err, err_size, "vmm-run %s before the guest was ready%s%s", how,
-				 tail[0] ? ": " : "", tail);
+			log_tail(vm, "vmm.log", tail, sizeof(tail));
+			/* The guest's own last words: a panic, guest-init's error. */
+			log_tail(vm, "console.log", console, sizeof(console));
+			snprintf(err, err_size, "vmm-run %s before the guest was ready%s%s%s%s", how,
+				 tail[0] ? ": " : "", tail, console[0] ? "; guest console: " : "",
+				 console);
 			return -1;
 		}
 		if (left <= 0)
@@ -201,7 +204,7 @@ static int wait_for_control(struct vm *vm, int timeout_ms, char *err, size_t err
 		}
 		sleep_ms(CONNECT_RETRY_MS);
 	}
-	log_tail(vm, tail, sizeof(tail));
+	log_tail(vm, "vmm.log", tail, sizeof(tail));
 	snprintf(err, err_size, "the guest's control service did not answer within %d s%s%s",
 		 timeout_ms / 1000, tail[0] ? "; vmm-run: " : "", tail);
 	return -1;
