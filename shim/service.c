@@ -665,11 +665,23 @@ static int create_task(struct service *svc, struct task *t,
 	size.memory = w.guest.vm.memory;
 	vm_dir_for(cfg->ns, t->id, dir, sizeof(dir));
 	*code = TTRPC_UNAVAILABLE;
-	if (vm_start(&t->vm, &cfg->tools, dir, &w.disks, &size, cfg->boot_timeout_ms, err,
-		     err_size) < 0) {
+	ret = vm_start(&t->vm, &cfg->tools, dir, &w.disks, &size, cfg->boot_timeout_ms, err,
+		       err_size);
+	/*
+	 * A workaround, logged each time: now and then a guest started here
+	 * ends early in its boot, cause not found yet (its console's end is
+	 * in the message). It is booted once more; a second death fails.
+	 */
+	if (ret < 0 && t->vm.died_booting) {
+		shim_log("task %s: the VM died while booting, booting it again: %s", t->id, err);
+		ret = vm_start(&t->vm, &cfg->tools, dir, &w.disks, &size, cfg->boot_timeout_ms,
+			       err, err_size);
+	}
+	if (ret < 0) {
 		explain(err, err_size, "starting the VM");
 		goto out;
 	}
+	ret = -1;
 	state.vmm_pid = t->vm.pid;
 	state.vmm_start_time = t->vm.start_time;
 	snprintf(state.vm_dir, sizeof(state.vm_dir), "%s", dir);

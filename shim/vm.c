@@ -175,6 +175,7 @@ static int wait_for_control(struct vm *vm, int timeout_ms, char *err, size_t err
 		int fd, left = (int)(deadline - monotonic_ms());
 
 		if (vm_reap(vm)) {
+			vm->died_booting = true;
 			describe_exit(vm->wstatus, how, sizeof(how));
 			log_tail(vm, "vmm.log", tail, sizeof(tail));
 			/* The guest's own last words: a panic, guest-init's error. */

@@ -61,6 +61,7 @@ struct vm {
 	struct ttrpc_client *control;	/* the service loop's connection */
 	uint64_t memory;		/* the guest's, bytes */
 	bool paused;
+	bool died_booting;		/* vm_start() failed: vmm-run ended before the guest was ready */
 	bool exited;			/* vmm-run was reaped */
 	int wstatus;
 };
