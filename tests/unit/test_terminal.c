@@ -202,6 +202,10 @@ static void test_restored_on_sigint(void **state)
 
 int main(void)
 {
+	/* A shell starts background jobs with SIGINT ignored, and the
+	 * terminal code rightly leaves an ignored signal alone; these tests
+	 * want the default action vmm-run meets when run from a terminal. */
+	struct sigaction default_action = { .sa_handler = SIG_DFL };
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_raw_and_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_terminal, setup, teardown),
@@ -212,5 +216,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_restored_on_sigint, setup, teardown),
 	};
 
+	sigaction(SIGINT, &default_action, NULL);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
