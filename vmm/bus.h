@@ -18,7 +18,8 @@
 /*
  * A device's handler: read or write @len bytes (1, 2, 4 or 8) at @offset
  * from its base. For reads it fills @data; unhandled bytes should read as
- * zero. Runs on the vCPU thread.
+ * zero. Runs on a vCPU thread, under vm_run()'s VM lock: never
+ * concurrently with another handler (vmm/vm.h).
  */
 typedef void (*bus_handler)(void *opaque, uint64_t offset, void *data,
 			    uint32_t len, bool is_write);

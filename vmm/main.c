@@ -50,6 +50,7 @@
 #define MAX_DISKS (1 + MAX_EXTRA_DISKS + 1) /* the root, --disk, the plan disk */
 static_assert(MAX_DISKS <= VIRTIO_MMIO_MAX_DEVICES, "every disk has an MMIO window");
 static_assert(VIRTIO_MMIO_MAX_DEVICES <= BUS_MAX_RANGES, "every window fits on the bus");
+static_assert(VM_MAX_VCPUS <= MPTABLE_MAX_CPUS, "the MP table lists every vCPU");
 #define KERNEL_MAX_SIZE (512u << 20)
 
 struct disk_arg {
@@ -66,6 +67,7 @@ struct options {
 	struct disk_arg disks[MAX_DISKS];   /* [0] is the root */
 	unsigned int nr_disks;
 	uint64_t mem;
+	unsigned int cpus;
 	const char *cmdline_extra;
 	const char *serial_file;
 	const char *root_plan;
@@ -124,6 +126,7 @@ static void usage(FILE *out)
 "  --mem SIZE            guest memory, in MiB or with a K/M/G suffix\n"
 "                        (default 256M, multiple of 2 MiB)\n"
 "  --hugepages           back guest memory with 2 MiB huge pages\n"
+"  --cpus N              vCPUs, 1 to %d (default 1)\n"
 "  --root-plan FILE      a mount plan (see vmm/mount_plan.h) for guest-init\n"
 "                        to run before COMMAND; COMMAND then runs inside the\n"
 "                        plan's root (e.g. layers assembled into an overlay)\n"
@@ -164,7 +167,7 @@ static void usage(FILE *out)
 "  %d  the VM failed while running (an exit the monitor cannot handle,\n"
 "       a KVM error); the reason is printed\n"
 "These are also valid command statuses; the message on stderr tells.\n",
-		EXIT_SETUP, EXIT_NO_STATUS, EXIT_VM_FAILED);
+		VM_MAX_VCPUS, EXIT_SETUP, EXIT_NO_STATUS, EXIT_VM_FAILED);
 }
 
 static void __attribute__((format(printf, 1, 2), noreturn)) die(const char *fmt, ...)
@@ -211,6 +214,19 @@ static unsigned long long parse_number(const char *text, const char *what,
 	value = strtoull(text, &end, 0);
 	if (errno || end == text || *end || *text == '-')
 		die("--disk %s: %s '%s' is not a number", spec, what, text);
+	return value;
+}
+
+static unsigned int parse_cpus(const char *text)
+{
+	unsigned long value;
+	char *end;
+
+	errno = 0;
+	value = strtoul(text, &end, 10);
+	if (errno || end == text || *end || *text == '-' || value < 1 ||
+	    value > VM_MAX_VCPUS)
+		die("--cpus %s: not a vCPU count (1..%d)", text, VM_MAX_VCPUS);
 	return value;
 }
 
@@ -373,7 +389,7 @@ static void open_disk(struct blk_disk *disk, const struct disk_arg *arg, bool ro
 
 static void parse_options(int argc, char **argv, struct options *opt)
 {
-	enum { OPT_KERNEL = 256, OPT_ROOTFS, OPT_DISK, OPT_MEM, OPT_CMDLINE,
+	enum { OPT_KERNEL = 256, OPT_ROOTFS, OPT_DISK, OPT_MEM, OPT_CPUS, OPT_CMDLINE,
 	       OPT_SERIAL, OPT_BOOT_TIME, OPT_VERBOSE, OPT_HUGEPAGES, OPT_ROOT_PLAN,
 	       OPT_VSOCK, OPT_VSOCK_CID,
 	       OPT_CONSOLE, OPT_INTERACTIVE, OPT_HELP };
@@ -382,6 +398,7 @@ static void parse_options(int argc, char **argv, struct options *opt)
 		{ "rootfs", required_argument, NULL, OPT_ROOTFS },
 		{ "disk", required_argument, NULL, OPT_DISK },
 		{ "mem", required_argument, NULL, OPT_MEM },
+		{ "cpus", required_argument, NULL, OPT_CPUS },
 		{ "cmdline", required_argument, NULL, OPT_CMDLINE },
 		{ "serial", required_argument, NULL, OPT_SERIAL },
 		{ "boot-time", no_argument, NULL, OPT_BOOT_TIME },
@@ -397,7 +414,7 @@ static void parse_options(int argc, char **argv, struct options *opt)
 	};
 	int c;
 
-	*opt = (struct options){ .mem = 256 << 20, .nr_disks = 1,
+	*opt = (struct options){ .mem = 256 << 20, .cpus = 1, .nr_disks = 1,
 				 .vsock_cid = VSOCK_CID_MIN_GUEST };
 	/* "+": stop at the first non-option, which must be "--". */
 	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
@@ -410,6 +427,7 @@ static void parse_options(int argc, char **argv, struct options *opt)
 			opt->disks[opt->nr_disks++] = parse_disk(optarg);
 			break;
 		case OPT_MEM: opt->mem = parse_size(optarg); break;
+		case OPT_CPUS: opt->cpus = parse_cpus(optarg); break;
 		case OPT_CMDLINE: opt->cmdline_extra = optarg; break;
 		case OPT_SERIAL: opt->serial_file = optarg; break;
 		case OPT_BOOT_TIME: opt->boot_time = true; break;
@@ -900,7 +918,7 @@ static void load_kernel(struct machine *m, void *image, size_t size,
 	if (boot_load_kernel(&m->vm.mem, image, size, handoff, &entry, err, sizeof(err)))
 		die("--kernel %s: %s", m->opt.kernel, err);
 	free(image);
-	ret = mptable_write(&m->vm.mem, 1);
+	ret = mptable_write(&m->vm.mem, m->vm.nr_vcpus);
 	if (ret)
 		die("cannot write the MP table: %s", strerror(-ret));
 	ret = vm_get_sregs(&m->vm, &sregs);
@@ -912,7 +930,7 @@ static void load_kernel(struct machine *m, void *image, size_t size,
 		die("%s", err);
 }
 
-/* Releases what main() set up, devices first, once the vCPU has stopped. */
+/* Releases what main() set up, devices first, once the vCPUs have stopped. */
 static void tear_down(struct machine *m)
 {
 	io_loop_stop(&m->loop);
@@ -1004,7 +1022,8 @@ int main(int argc, char **argv)
 	}
 	warn_if_pvm();
 
-	ret = vm_create(&m.vm, m.opt.mem, m.opt.hugepages, err, sizeof(err));
+	ret = vm_create(&m.vm, m.opt.mem, m.opt.hugepages, m.opt.cpus, err,
+			sizeof(err));
 	if (ret == -ENOENT || ret == -EACCES)
 		die("%s (no usable KVM here: tests/testhost/run provides one)", err);
 	if (ret)

@@ -111,9 +111,9 @@ static_assert(sizeof(struct mp_bus) == 8 && sizeof(struct mp_ioapic) == 8 &&
 	 MPTABLE_MAX_CPUS * sizeof(struct mp_processor) +                 \
 	 sizeof(struct mp_bus) + sizeof(struct mp_ioapic) +               \
 	 (MPTABLE_ISA_IRQS + MP_LOCAL_INTERRUPTS) * sizeof(struct mp_interrupt))
-/* 640 KiB: the end of base memory, where Linux stops scanning. */
+/* The memory map reserves EBDA_GPA up to HIMEM_GPA for them. */
 static_assert(EBDA_GPA + sizeof(struct mp_floating_pointer) +
-	      MP_CONFIG_MAX_SIZE <= 0xa0000, "MP tables fit the EBDA");
+	      MP_CONFIG_MAX_SIZE <= HIMEM_GPA, "MP tables fit the reserved area");
 
 struct mp_builder {
 	uint8_t buf[MP_CONFIG_MAX_SIZE]; /* configuration header, entries */

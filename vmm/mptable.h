@@ -4,7 +4,8 @@
  *
  * The floating pointer sits at EBDA_GPA (Linux scans 639-640 KiB for it)
  * and the configuration table right after it, inside the area the memory
- * map reserves. The table lists the CPUs (local APIC ids 0..ncpus-1, CPU 0
+ * map reserves up to 1 MiB (past 32 CPUs the table runs beyond 640 KiB:
+ * only the pointer has to be where Linux scans). The table lists the CPUs (local APIC ids 0..ncpus-1, CPU 0
  * the bootstrap processor), one ISA bus, one IOAPIC (id ncpus, at
  * IOAPIC_GPA) with ISA IRQ n on its pin n, ExtINT on LINT0 and NMI on
  * LINT1 of every local APIC. Matches KVM's in-kernel irqchip, whose
@@ -15,7 +16,7 @@
 
 #include "vmm/guest_mem.h"
 
-#define MPTABLE_MAX_CPUS 32 /* keeps the tables inside the 1 KiB at EBDA_GPA */
+#define MPTABLE_MAX_CPUS 64
 #define MPTABLE_ISA_IRQS 16
 
 /*

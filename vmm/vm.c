@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vmm/cpuid.h"
 #include "vmm/layout.h"
 
 /* Above the MMIO devices and below 4 GiB; KVM needs 3 pages for the TSS
@@ -34,9 +35,6 @@
 #define MSR_CSTAR 0xc0000083
 #define MSR_SYSCALL_MASK 0xc0000084
 #define MSR_KERNEL_GS_BASE 0xc0000102
-
-#define CPUID_LEAF_FEATURES 1
-#define CPUID_1_ECX_HYPERVISOR (1u << 31)
 
 /* LAPIC register offsets and the delivery modes Linux expects on LINT0/1. */
 #define APIC_LVT_LINT0 0x350
@@ -102,51 +100,33 @@ static int map_ram(struct vm *vm, uint64_t ram_size, bool hugepages,
 	return 0;
 }
 
-static int setup_cpuid(struct vm *vm, char *err, size_t err_size)
+/* KVM's supported CPUID leaves; the kernel says E2BIG until all fit. */
+static struct kvm_cpuid2 *supported_cpuid(struct vm *vm, char *err,
+					  size_t err_size)
 {
 	struct kvm_cpuid2 *cpuid = NULL;
 	unsigned int nent = 64;
 
-	/* The kernel says E2BIG until the buffer holds every leaf. */
 	for (;;) {
 		free(cpuid);
 		cpuid = calloc(1, sizeof(*cpuid) + nent * sizeof(cpuid->entries[0]));
-		if (!cpuid)
-			return fail(err, err_size, ENOMEM, "CPUID table");
+		if (!cpuid) {
+			fail(err, err_size, ENOMEM, "CPUID table");
+			return NULL;
+		}
 		cpuid->nent = nent;
 		if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) == 0)
-			break;
+			return cpuid;
 		if (errno != E2BIG || nent >= 1024) {
-			int error = errno;
-
+			fail(err, err_size, errno, "KVM_GET_SUPPORTED_CPUID");
 			free(cpuid);
-			return fail(err, err_size, error, "KVM_GET_SUPPORTED_CPUID");
+			return NULL;
 		}
 		nent *= 2;
 	}
-	for (unsigned int i = 0; i < cpuid->nent; i++) {
-		struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
-
-		if (e->function == CPUID_LEAF_FEATURES) {
-			/* One CPU, APIC ID 0; tell the guest it is virtualised
-			 * so it uses the KVM clock and paravirt features that
-			 * the 0x40000000 leaves (already in the list) offer. */
-			e->ebx &= 0x0000ffff;
-			e->ebx |= 1u << 16;
-			e->ecx |= CPUID_1_ECX_HYPERVISOR;
-		}
-	}
-	if (ioctl(vm->vcpu_fd, KVM_SET_CPUID2, cpuid) < 0) {
-		int error = errno;
-
-		free(cpuid);
-		return fail(err, err_size, error, "KVM_SET_CPUID2");
-	}
-	free(cpuid);
-	return 0;
 }
 
-static int setup_msrs(struct vm *vm, char *err, size_t err_size)
+static int setup_msrs(int vcpu_fd, char *err, size_t err_size)
 {
 	static const struct kvm_msr_entry boot_msrs[] = {
 		{ .index = MSR_IA32_SYSENTER_CS },
@@ -170,7 +150,7 @@ static int setup_msrs(struct vm *vm, char *err, size_t err_size)
 	int set;
 
 	memcpy(msrs.entries, boot_msrs, sizeof(boot_msrs));
-	set = ioctl(vm->vcpu_fd, KVM_SET_MSRS, &msrs);
+	set = ioctl(vcpu_fd, KVM_SET_MSRS, &msrs);
 	if (set < 0)
 		return fail(err, err_size, errno, "KVM_SET_MSRS");
 	if ((unsigned int)set != n)
@@ -179,40 +159,79 @@ static int setup_msrs(struct vm *vm, char *err, size_t err_size)
 	return 0;
 }
 
-static int setup_fpu_and_lapic(struct vm *vm, char *err, size_t err_size)
+static int setup_fpu_and_lapic(int vcpu_fd, char *err, size_t err_size)
 {
 	struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
 	struct kvm_lapic_state lapic;
 	uint32_t lvt;
 
-	if (ioctl(vm->vcpu_fd, KVM_SET_FPU, &fpu) < 0)
+	if (ioctl(vcpu_fd, KVM_SET_FPU, &fpu) < 0)
 		return fail(err, err_size, errno, "KVM_SET_FPU");
-	if (ioctl(vm->vcpu_fd, KVM_GET_LAPIC, &lapic) < 0)
+	if (ioctl(vcpu_fd, KVM_GET_LAPIC, &lapic) < 0)
 		return fail(err, err_size, errno, "KVM_GET_LAPIC");
 	/* What firmware would do: PIC interrupts arrive as ExtINT on LINT0,
-	 * NMIs on LINT1, until the kernel switches to the IOAPIC. */
+	 * NMIs on LINT1, until the kernel switches to the IOAPIC. The MP
+	 * table says so for every local APIC; an AP's INIT resets them. */
 	memcpy(&lvt, &lapic.regs[APIC_LVT_LINT0], sizeof(lvt));
 	lvt = (lvt & ~0x700u) | (APIC_MODE_EXTINT << 8);
 	memcpy(&lapic.regs[APIC_LVT_LINT0], &lvt, sizeof(lvt));
 	memcpy(&lvt, &lapic.regs[APIC_LVT_LINT1], sizeof(lvt));
 	lvt = (lvt & ~0x700u) | (APIC_MODE_NMI << 8);
 	memcpy(&lapic.regs[APIC_LVT_LINT1], &lvt, sizeof(lvt));
-	if (ioctl(vm->vcpu_fd, KVM_SET_LAPIC, &lapic) < 0)
+	if (ioctl(vcpu_fd, KVM_SET_LAPIC, &lapic) < 0)
 		return fail(err, err_size, errno, "KVM_SET_LAPIC");
 	return 0;
 }
 
-int vm_create(struct vm *vm, uint64_t ram_size, bool hugepages, char *err,
-	      size_t err_size)
+/*
+ * vCPU @id (its APIC id too). With the in-kernel irqchip KVM makes vCPU 0
+ * runnable and leaves the others in KVM_MP_STATE_UNINITIALIZED, where
+ * KVM_RUN waits for the guest's INIT and startup IPIs: only vCPU 0 gets
+ * boot registers (vm_set_vcpu_state).
+ */
+static int add_vcpu(struct vm *vm, struct kvm_cpuid2 *cpuid, unsigned int id,
+		    char *err, size_t err_size)
+{
+	struct vm_vcpu *vcpu = &vm->vcpus[id];
+	int ret;
+
+	vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
+	if (vcpu->fd < 0)
+		return fail(err, err_size, errno, "KVM_CREATE_VCPU %u", id);
+	vcpu->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 vcpu->fd, 0);
+	if (vcpu->run == MAP_FAILED) {
+		int error = errno;
+
+		close(vcpu->fd);
+		return fail(err, err_size, error, "mmap of vCPU %u's kvm_run", id);
+	}
+	vm->nr_vcpus++;
+
+	cpuid_fit_vcpu(cpuid->entries, cpuid->nent, id);
+	if (ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid) < 0)
+		return fail(err, err_size, errno, "KVM_SET_CPUID2");
+	ret = setup_msrs(vcpu->fd, err, err_size);
+	if (!ret)
+		ret = setup_fpu_and_lapic(vcpu->fd, err, err_size);
+	return ret;
+}
+
+int vm_create(struct vm *vm, uint64_t ram_size, bool hugepages,
+	      unsigned int nr_vcpus, char *err, size_t err_size)
 {
 	/* SPEAKER_DUMMY also gives port 0x61 (PIT channel 2 gate and OUT2),
 	 * which Linux reads to calibrate the TSC. */
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	uint64_t identity_map = IDENTITY_MAP_GPA;
+	struct kvm_cpuid2 *cpuid;
 	int mmap_size, ret;
 
 	memset(vm, 0, sizeof(*vm));
-	vm->kvm_fd = vm->vm_fd = vm->vcpu_fd = -1;
+	vm->kvm_fd = vm->vm_fd = -1;
+	if (nr_vcpus == 0 || nr_vcpus > VM_MAX_VCPUS)
+		return fail(err, err_size, 0, "a VM has 1 to %d vCPUs, not %u",
+			    VM_MAX_VCPUS, nr_vcpus);
 
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0)
@@ -222,6 +241,9 @@ int vm_create(struct vm *vm, uint64_t ram_size, bool hugepages, char *err,
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0)
 		return fail(err, err_size, errno, "KVM_CREATE_VM");
+	ret = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+	if (ret > 0 && (unsigned int)ret < nr_vcpus)
+		return fail(err, err_size, 0, "this KVM runs at most %d vCPUs per VM", ret);
 	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)TSS_GPA) < 0)
 		return fail(err, err_size, errno, "KVM_SET_TSS_ADDR");
 	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity_map) < 0)
@@ -234,42 +256,34 @@ int vm_create(struct vm *vm, uint64_t ram_size, bool hugepages, char *err,
 	if (ret)
 		return ret;
 
-	vm->vcpu_fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, 0);
-	if (vm->vcpu_fd < 0)
-		return fail(err, err_size, errno, "KVM_CREATE_VCPU");
 	mmap_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (mmap_size < (int)sizeof(struct kvm_run))
 		return fail(err, err_size, mmap_size < 0 ? errno : 0, "KVM_GET_VCPU_MMAP_SIZE");
-	vm->run = mmap(NULL, mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, vm->vcpu_fd, 0);
-	if (vm->run == MAP_FAILED) {
-		vm->run = NULL;
-		return fail(err, err_size, errno, "mmap of the vCPU's kvm_run");
-	}
 	vm->run_size = mmap_size;
-
-	ret = setup_cpuid(vm, err, err_size);
-	if (!ret)
-		ret = setup_msrs(vm, err, err_size);
-	if (!ret)
-		ret = setup_fpu_and_lapic(vm, err, err_size);
+	cpuid = supported_cpuid(vm, err, err_size);
+	if (!cpuid)
+		return -EINVAL;
+	for (unsigned int id = 0; id < nr_vcpus && !ret; id++)
+		ret = add_vcpu(vm, cpuid, id, err, err_size);
+	free(cpuid);
 	return ret;
 }
 
 void vm_destroy(struct vm *vm)
 {
-	if (vm->run)
-		munmap(vm->run, vm->run_size);
+	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
+		munmap(vm->vcpus[i].run, vm->run_size);
+		close(vm->vcpus[i].fd);
+	}
+	vm->nr_vcpus = 0;
 	if (vm->ram)
 		munmap(vm->ram, vm->ram_size);
-	if (vm->vcpu_fd >= 0)
-		close(vm->vcpu_fd);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
-	vm->run = NULL;
 	vm->ram = NULL;
-	vm->vcpu_fd = vm->vm_fd = vm->kvm_fd = -1;
+	vm->vm_fd = vm->kvm_fd = -1;
 }
 
 int vm_irq_line(struct vm *vm, unsigned int irq, bool level)
@@ -299,15 +313,15 @@ int vm_add_irqfd(struct vm *vm, unsigned int gsi, int fd)
 
 int vm_get_sregs(struct vm *vm, struct kvm_sregs *sregs)
 {
-	return ioctl(vm->vcpu_fd, KVM_GET_SREGS, sregs) < 0 ? -errno : 0;
+	return ioctl(vm->vcpus[0].fd, KVM_GET_SREGS, sregs) < 0 ? -errno : 0;
 }
 
 int vm_set_vcpu_state(struct vm *vm, const struct kvm_sregs *sregs,
 		      const struct kvm_regs *regs, char *err, size_t err_size)
 {
-	if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, sregs) < 0)
+	if (ioctl(vm->vcpus[0].fd, KVM_SET_SREGS, sregs) < 0)
 		return fail(err, err_size, errno, "KVM_SET_SREGS");
-	if (ioctl(vm->vcpu_fd, KVM_SET_REGS, regs) < 0)
+	if (ioctl(vm->vcpus[0].fd, KVM_SET_REGS, regs) < 0)
 		return fail(err, err_size, errno, "KVM_SET_REGS");
 	return 0;
 }
@@ -388,48 +402,135 @@ enum vm_stop_reason vm_handle_exit(struct vm *vm, struct kvm_run *run,
 }
 
 /*
- * Without ACPI a guest cannot power off: Linux halts the CPU instead, with
- * interrupts disabled, inside the kernel's irqchip emulation where no exit
- * reaches us. So the vCPU is kicked out of KVM_RUN every so often, and a
- * vCPU found halted with interrupts off (nothing but an NMI, which nobody
- * sends, could wake it) counts as powered off. An idle guest halts with
- * interrupts on. A kick costs one exit.
+ * Without ACPI a guest cannot power off: Linux stops the other CPUs, each
+ * halting with interrupts disabled, then halts the boot CPU the same way,
+ * inside the kernel's irqchip emulation where no exit reaches us. So each
+ * vCPU is kicked out of KVM_RUN every so often and notes whether it is
+ * parked: halted with interrupts off (nothing but an NMI, which nobody
+ * sends, could wake it) or never started (waiting for INIT/SIPI). When
+ * every vCPU is parked the guest has powered off. An idle guest halts with
+ * interrupts on. A kick costs one exit per vCPU.
  */
 #define HALT_CHECK_INTERVAL_MS 200
 #define KICK_SIGNAL SIGUSR1
 #define X86_EFLAGS_IF (1u << 9)
+#define VCPU_ERR_MAX 512
+
+/* vm_run()'s state, shared by its vCPU threads under `lock`. */
+struct vm_runner {
+	struct vm *vm;
+	pthread_mutex_t lock;   /* exit handling, and all fields below */
+	enum vm_stop_reason stop; /* the first reason, VM_RUNNING until then */
+	char *err;              /* the first VM_STOP_ERROR's message */
+	size_t err_size;
+	unsigned int nr_threads; /* vCPUs 0..nr_threads-1 have a thread */
+	struct vcpu_thread {
+		struct vm_runner *runner;
+		unsigned int id;
+		pthread_t thread;
+		bool parked;    /* at its last kick */
+	} vcpus[VM_MAX_VCPUS];
+	/* The signal mask inside KVM_RUN: the caller's, without the kick. */
+	struct {
+		struct kvm_signal_mask header;
+		uint8_t mask[8];        /* the kernel's sigset_t */
+	} run_mask;
+};
 
 static void ignore_kick(int sig)
 {
 	(void)sig;
 }
 
-static bool halted_for_good(struct vm *vm)
+static bool vcpu_parked(int vcpu_fd)
 {
 	struct kvm_mp_state mp_state;
 	struct kvm_regs regs;
 
-	if (ioctl(vm->vcpu_fd, KVM_GET_MP_STATE, &mp_state) < 0 ||
-	    mp_state.mp_state != KVM_MP_STATE_HALTED)
+	if (ioctl(vcpu_fd, KVM_GET_MP_STATE, &mp_state) < 0)
 		return false;
-	if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &regs) < 0)
+	if (mp_state.mp_state == KVM_MP_STATE_UNINITIALIZED ||
+	    mp_state.mp_state == KVM_MP_STATE_INIT_RECEIVED)
+		return true;
+	if (mp_state.mp_state != KVM_MP_STATE_HALTED ||
+	    ioctl(vcpu_fd, KVM_GET_REGS, &regs) < 0)
 		return false;
 	return !(regs.rflags & X86_EFLAGS_IF);
 }
 
 /*
- * Blocks KICK_SIGNAL in this thread except inside KVM_RUN (so a kick can
- * never be lost between two KVM_RUN calls: it stays pending and makes the
- * next one return at once) and arms a timer that sends it to this thread.
+ * Records the first stop reason (@msg: its message, for VM_STOP_ERROR) and
+ * kicks every vCPU thread out of KVM_RUN; a kick that arrives outside
+ * KVM_RUN stays pending and ends the next one at once. Lock held.
  */
-static int start_halt_checks(struct vm *vm, timer_t *timer, char *err,
-			     size_t err_size)
+static void stop_locked(struct vm_runner *r, enum vm_stop_reason stop,
+			const char *msg)
 {
-	struct sigaction action = { .sa_handler = ignore_kick };
-	struct {
-		struct kvm_signal_mask header;
-		uint8_t mask[8];        /* the kernel's sigset_t */
-	} run_mask = { .header.len = 8 };
+	if (r->stop != VM_RUNNING)
+		return;
+	r->stop = stop;
+	if (stop == VM_STOP_ERROR)
+		snprintf(r->err, r->err_size, "%s", msg);
+	for (unsigned int i = 0; i < r->nr_threads; i++) {
+		if (!pthread_equal(r->vcpus[i].thread, pthread_self()))
+			pthread_kill(r->vcpus[i].thread, KICK_SIGNAL);
+	}
+}
+
+static void stop_with_error(struct vm_runner *r, const char *msg)
+{
+	pthread_mutex_lock(&r->lock);
+	stop_locked(r, VM_STOP_ERROR, msg);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* After a kick: is the VM stopping, or did the guest power off? */
+static bool check_kicked(struct vcpu_thread *t, int vcpu_fd)
+{
+	struct vm_runner *r = t->runner;
+	bool parked = vcpu_parked(vcpu_fd), all_parked = true, stopping;
+
+	pthread_mutex_lock(&r->lock);
+	t->parked = parked;
+	for (unsigned int i = 0; i < r->vm->nr_vcpus; i++)
+		all_parked = all_parked && r->vcpus[i].parked;
+	if (all_parked)
+		stop_locked(r, VM_STOP_HALTED, NULL);
+	stopping = r->stop != VM_RUNNING;
+	pthread_mutex_unlock(&r->lock);
+	return stopping;
+}
+
+/* Handles an exit under the lock; true once the VM is stopping. */
+static bool handle_exit(struct vcpu_thread *t, struct vm_vcpu *vcpu)
+{
+	struct vm_runner *r = t->runner;
+	char msg[VCPU_ERR_MAX];
+	enum vm_stop_reason stop;
+	bool stopping;
+
+	pthread_mutex_lock(&r->lock);
+	stop = vm_handle_exit(r->vm, vcpu->run, msg, sizeof(msg));
+	if (stop == VM_STOP_ERROR) {
+		struct kvm_regs regs;
+		size_t used = strlen(msg);
+
+		if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) == 0 && used < sizeof(msg))
+			snprintf(msg + used, sizeof(msg) - used,
+				 " at guest rip 0x%llx on vCPU %u",
+				 (unsigned long long)regs.rip, t->id);
+	}
+	if (stop != VM_RUNNING)
+		stop_locked(r, stop, msg);
+	stopping = r->stop != VM_RUNNING;
+	pthread_mutex_unlock(&r->lock);
+	return stopping;
+}
+
+/* Arms a timer that kicks the calling thread, which runs vCPU @fd. */
+static int start_halt_checks(struct vm_runner *r, int vcpu_fd, timer_t *timer,
+			     char *err, size_t err_size)
+{
 	struct sigevent event = {
 		.sigev_notify = SIGEV_THREAD_ID,
 		.sigev_signo = KICK_SIGNAL,
@@ -439,17 +540,8 @@ static int start_halt_checks(struct vm *vm, timer_t *timer, char *err,
 		.it_interval.tv_nsec = HALT_CHECK_INTERVAL_MS * 1000000L,
 		.it_value.tv_nsec = HALT_CHECK_INTERVAL_MS * 1000000L,
 	};
-	sigset_t blocked, during_run;
 
-	if (sigaction(KICK_SIGNAL, &action, NULL) < 0)
-		return fail(err, err_size, errno, "sigaction");
-	sigemptyset(&blocked);
-	sigaddset(&blocked, KICK_SIGNAL);
-	if (pthread_sigmask(SIG_BLOCK, &blocked, &during_run))
-		return fail(err, err_size, 0, "pthread_sigmask");
-	sigdelset(&during_run, KICK_SIGNAL);
-	memcpy(run_mask.mask, &during_run, sizeof(run_mask.mask));
-	if (ioctl(vm->vcpu_fd, KVM_SET_SIGNAL_MASK, &run_mask) < 0)
+	if (ioctl(vcpu_fd, KVM_SET_SIGNAL_MASK, &r->run_mask) < 0)
 		return fail(err, err_size, errno, "KVM_SET_SIGNAL_MASK");
 	if (timer_create(CLOCK_MONOTONIC, &event, timer) < 0)
 		return fail(err, err_size, errno, "timer_create");
@@ -460,55 +552,102 @@ static int start_halt_checks(struct vm *vm, timer_t *timer, char *err,
 	return 0;
 }
 
-static enum vm_stop_reason run_loop(struct vm *vm, char *err, size_t err_size)
+static void run_vcpu(struct vcpu_thread *t)
 {
+	struct vm_vcpu *vcpu = &t->runner->vm->vcpus[t->id];
 	const struct timespec no_wait = { 0 };
+	char msg[VCPU_ERR_MAX];
+	timer_t timer;
 	sigset_t kick;
 
+	if (start_halt_checks(t->runner, vcpu->fd, &timer, msg, sizeof(msg))) {
+		stop_with_error(t->runner, msg);
+		return;
+	}
 	sigemptyset(&kick);
 	sigaddset(&kick, KICK_SIGNAL);
 	for (;;) {
-		enum vm_stop_reason stop;
-
-		if (ioctl(vm->vcpu_fd, KVM_RUN, 0) < 0) {
-			if (errno != EINTR && errno != EAGAIN) {
-				fail(err, err_size, errno, "KVM_RUN");
-				return VM_STOP_ERROR;
-			}
-			/* The kick stays pending (blocked out here) until taken:
-			 * left alone it would end every KVM_RUN at once. */
-			sigtimedwait(&kick, NULL, &no_wait);
-			if (vm->stop)
-				return vm->stop;
-			if (halted_for_good(vm))
-				return VM_STOP_HALTED;
+		if (ioctl(vcpu->fd, KVM_RUN, 0) == 0) {
+			if (handle_exit(t, vcpu))
+				break;
 			continue;
 		}
-		stop = vm_handle_exit(vm, vm->run, err, err_size);
-		if (stop == VM_STOP_ERROR) {
-			struct kvm_regs regs;
-			size_t used = strlen(err);
-
-			if (ioctl(vm->vcpu_fd, KVM_GET_REGS, &regs) == 0 && used < err_size)
-				snprintf(err + used, err_size - used, " at guest rip 0x%llx",
-					 (unsigned long long)regs.rip);
+		if (errno != EINTR && errno != EAGAIN) {
+			fail(msg, sizeof(msg), errno, "KVM_RUN on vCPU %u", t->id);
+			stop_with_error(t->runner, msg);
+			break;
 		}
-		if (stop != VM_RUNNING)
-			return stop;
+		/* The kick stays pending (blocked out here) until taken:
+		 * left alone it would end every KVM_RUN at once. */
+		sigtimedwait(&kick, NULL, &no_wait);
+		if (check_kicked(t, vcpu->fd))
+			break;
 	}
+	timer_delete(timer);
+}
+
+static void *vcpu_thread_main(void *opaque)
+{
+	run_vcpu(opaque);
+	return NULL;
 }
 
 enum vm_stop_reason vm_run(struct vm *vm, void (*on_first_run)(void *),
 			   void *opaque, char *err, size_t err_size)
 {
-	enum vm_stop_reason stop;
-	timer_t timer;
+	struct vm_runner runner, *r = &runner;
+	struct sigaction action = { .sa_handler = ignore_kick };
+	sigset_t blocked, during_run;
+	bool started;
+	int ret;
 
-	if (start_halt_checks(vm, &timer, err, err_size))
+	*r = (struct vm_runner){ .vm = vm, .err = err, .err_size = err_size,
+				 .run_mask.header.len = sizeof(r->run_mask.mask) };
+	if (sigaction(KICK_SIGNAL, &action, NULL) < 0) {
+		fail(err, err_size, errno, "sigaction");
 		return VM_STOP_ERROR;
+	}
+	/* Blocked here, so in every vCPU thread, except inside KVM_RUN. */
+	sigemptyset(&blocked);
+	sigaddset(&blocked, KICK_SIGNAL);
+	ret = pthread_sigmask(SIG_BLOCK, &blocked, &during_run);
+	if (!ret)
+		ret = pthread_mutex_init(&r->lock, NULL);
+	if (ret) {
+		fail(err, err_size, ret, "vCPU thread set-up");
+		return VM_STOP_ERROR;
+	}
+	sigdelset(&during_run, KICK_SIGNAL);
+	memcpy(r->run_mask.mask, &during_run, sizeof(r->run_mask.mask));
+
 	if (on_first_run)
 		on_first_run(opaque);
-	stop = run_loop(vm, err, err_size);
-	timer_delete(timer);
-	return stop;
+	pthread_mutex_lock(&r->lock);
+	r->vcpus[0] = (struct vcpu_thread){ .runner = r, .thread = pthread_self() };
+	r->nr_threads = 1;
+	for (unsigned int id = 1; id < vm->nr_vcpus && r->stop == VM_RUNNING; id++) {
+		struct vcpu_thread *t = &r->vcpus[id];
+
+		*t = (struct vcpu_thread){ .runner = r, .id = id };
+		ret = pthread_create(&t->thread, NULL, vcpu_thread_main, t);
+		if (ret) {
+			char msg[VCPU_ERR_MAX];
+
+			fail(msg, sizeof(msg), ret, "cannot start the thread of vCPU %u", id);
+			stop_locked(r, VM_STOP_ERROR, msg);
+			break;
+		}
+		r->nr_threads++;
+	}
+	started = r->stop == VM_RUNNING;
+	pthread_mutex_unlock(&r->lock);
+
+	if (started)
+		run_vcpu(&r->vcpus[0]);
+	for (unsigned int i = 1; i < r->nr_threads; i++)
+		pthread_join(r->vcpus[i].thread, NULL);
+	pthread_mutex_destroy(&r->lock);
+	/* A device may have written a later reason over it. */
+	vm->stop = r->stop;
+	return r->stop;
 }

@@ -45,7 +45,6 @@ static int setup(void **state)
 	f->run = calloc(1, RUN_SIZE);
 	if (!f->run)
 		return -1;
-	f->vm.run = f->run;
 	f->vm.run_size = RUN_SIZE;
 	if (bus_register(&f->vm.pio, 0x3f8, 8, log_port, &f->log, "uart") ||
 	    bus_register(&f->vm.mmio, 0xd0000000, 0x200, log_port, &f->log, "virtio"))
