@@ -663,8 +663,6 @@ static int create_task(struct service *svc, struct task *t,
 
 	size.cpus = w.guest.vm.cpus;
 	size.memory = w.guest.vm.memory;
-	if (size.cpus > 1)
-		shim_log("task %s: %u vCPUs asked for; vmm-run boots one", t->id, size.cpus);
 	vm_dir_for(cfg->ns, t->id, dir, sizeof(dir));
 	*code = TTRPC_UNAVAILABLE;
 	ret = vm_start(&t->vm, &cfg->tools, dir, &w.disks, &size, cfg->boot_timeout_ms, err,

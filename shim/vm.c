@@ -216,7 +216,7 @@ int vm_start(struct vm *vm, const struct vm_tools *tools, const char *dir,
 	     char *err, size_t err_size)
 {
 	char *argv[VMM_ARGS_MAX], *disk_args[DISKS_MAX] = { NULL };
-	char mem[32], serial[PATH_MAX + 16], logpath[PATH_MAX + 16];
+	char mem[32], cpus[16], serial[PATH_MAX + 16], logpath[PATH_MAX + 16];
 	size_t argc = 0;
 	int log_fd = -1, null_fd = -1, ret = -1;
 	pid_t parent = getpid(), pid;
@@ -244,6 +244,7 @@ int vm_start(struct vm *vm, const struct vm_tools *tools, const char *dir,
 		goto out;
 	}
 	snprintf(mem, sizeof(mem), "%" PRIu64 "M", size->memory >> 20);
+	snprintf(cpus, sizeof(cpus), "%u", size->cpus ? size->cpus : 1);
 
 	argv[argc++] = (char *)tools->vmm_run;
 	argv[argc++] = "--kernel";
@@ -252,6 +253,8 @@ int vm_start(struct vm *vm, const struct vm_tools *tools, const char *dir,
 	argv[argc++] = (char *)tools->rootfs;
 	argv[argc++] = "--mem";
 	argv[argc++] = mem;
+	argv[argc++] = "--cpus";
+	argv[argc++] = cpus;
 	argv[argc++] = "--vsock";
 	argv[argc++] = vm->vsock;
 	argv[argc++] = "--serial";
