@@ -1065,6 +1065,8 @@ int main(int argc, char **argv)
 		return EXIT_VM_FAILED;
 	}
 	if (!m.control.has_status) {
+		if (stop == VM_STOP_TRIPLE_FAULT)
+			fprintf(stderr, "vmm-run: the guest triple-faulted (%s)\n", err);
 		fprintf(stderr, "vmm-run: the guest %s without reporting the command's "
 			"status (%s%s)\n",
 			stop == VM_STOP_HALTED ? "powered off" : "ended",

@@ -376,8 +376,7 @@ enum vm_stop_reason vm_handle_exit(struct vm *vm, struct kvm_run *run,
 	case KVM_EXIT_INTR:
 		return vm->stop;
 	case KVM_EXIT_SHUTDOWN:
-		/* A triple fault: Linux's last resort for reboot. */
-		return VM_STOP_RESET;
+		return VM_STOP_TRIPLE_FAULT;
 	case KVM_EXIT_SYSTEM_EVENT:
 		if (run->system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN)
 			return VM_STOP_SHUTDOWN;
@@ -421,7 +420,7 @@ struct vm_runner {
 	struct vm *vm;
 	pthread_mutex_t lock;   /* exit handling, and all fields below */
 	enum vm_stop_reason stop; /* the first reason, VM_RUNNING until then */
-	char *err;              /* the first VM_STOP_ERROR's message */
+	char *err;              /* the first stop's message, if it has one */
 	size_t err_size;
 	unsigned int nr_threads; /* vCPUs 0..nr_threads-1 have a thread */
 	struct vcpu_thread {
@@ -459,9 +458,10 @@ static bool vcpu_parked(int vcpu_fd)
 }
 
 /*
- * Records the first stop reason (@msg: its message, for VM_STOP_ERROR) and
- * kicks every vCPU thread out of KVM_RUN; a kick that arrives outside
- * KVM_RUN stays pending and ends the next one at once. Lock held.
+ * Records the first stop reason (@msg: its message, for VM_STOP_ERROR and
+ * VM_STOP_TRIPLE_FAULT) and kicks every vCPU thread out of KVM_RUN; a
+ * kick that arrives outside KVM_RUN stays pending and ends the next one
+ * at once. Lock held.
  */
 static void stop_locked(struct vm_runner *r, enum vm_stop_reason stop,
 			const char *msg)
@@ -469,7 +469,7 @@ static void stop_locked(struct vm_runner *r, enum vm_stop_reason stop,
 	if (r->stop != VM_RUNNING)
 		return;
 	r->stop = stop;
-	if (stop == VM_STOP_ERROR)
+	if (stop == VM_STOP_ERROR || stop == VM_STOP_TRIPLE_FAULT)
 		snprintf(r->err, r->err_size, "%s", msg);
 	for (unsigned int i = 0; i < r->nr_threads; i++) {
 		if (!pthread_equal(r->vcpus[i].thread, pthread_self()))
@@ -501,6 +501,32 @@ static bool check_kicked(struct vcpu_thread *t, int vcpu_fd)
 	return stopping;
 }
 
+/* Where vCPU @id stands, for a triple fault's report. */
+#define RESET_RIP 0xfff0
+#define RESET_CS 0xf000
+
+static void describe_vcpu(int vcpu_fd, unsigned int id, char *out, size_t size)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+
+	if (ioctl(vcpu_fd, KVM_GET_REGS, &regs) < 0 ||
+	    ioctl(vcpu_fd, KVM_GET_SREGS, &sregs) < 0) {
+		snprintf(out, size, "vCPU %u (registers unreadable: %s)", id, strerror(errno));
+		return;
+	}
+	/* KVM on AMD reinitialises the vCPU on a shutdown: nothing is left. */
+	if (regs.rip == RESET_RIP && sregs.cs.selector == RESET_CS) {
+		snprintf(out, size, "vCPU %u; this KVM kept none of its registers", id);
+		return;
+	}
+	snprintf(out, size, "vCPU %u at rip 0x%llx, rsp 0x%llx, cr0 0x%llx, cr2 0x%llx, "
+		 "cr3 0x%llx, cr4 0x%llx", id, (unsigned long long)regs.rip,
+		 (unsigned long long)regs.rsp, (unsigned long long)sregs.cr0,
+		 (unsigned long long)sregs.cr2, (unsigned long long)sregs.cr3,
+		 (unsigned long long)sregs.cr4);
+}
+
 /* Handles an exit under the lock; true once the VM is stopping. */
 static bool handle_exit(struct vcpu_thread *t, struct vm_vcpu *vcpu)
 {
@@ -519,6 +545,8 @@ static bool handle_exit(struct vcpu_thread *t, struct vm_vcpu *vcpu)
 			snprintf(msg + used, sizeof(msg) - used,
 				 " at guest rip 0x%llx on vCPU %u",
 				 (unsigned long long)regs.rip, t->id);
+	} else if (stop == VM_STOP_TRIPLE_FAULT) {
+		describe_vcpu(vcpu->fd, t->id, msg, sizeof(msg));
 	}
 	if (stop != VM_RUNNING)
 		stop_locked(r, stop, msg);

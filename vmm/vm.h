@@ -31,7 +31,9 @@
 /* Why the VM stopped; written by devices from their bus handlers. */
 enum vm_stop_reason {
 	VM_RUNNING = 0,
-	VM_STOP_RESET,          /* i8042 reset, triple fault, KVM reset event */
+	VM_STOP_RESET,          /* i8042 reset, KVM reset event */
+	VM_STOP_TRIPLE_FAULT,   /* KVM_EXIT_SHUTDOWN: Linux's last-resort reboot,
+				 * or a guest that broke its own IDT or stack */
 	VM_STOP_SHUTDOWN,       /* KVM shutdown event */
 	VM_STOP_HALTED,         /* halted with interrupts off: a power-off */
 	VM_STOP_ERROR,          /* an exit the monitor cannot handle */
@@ -113,7 +115,7 @@ enum vm_stop_reason vm_handle_exit(struct vm *vm, struct kvm_run *run,
  * vCPU every 200 ms to notice a guest that powered off: every vCPU halted
  * with interrupts off or never started (VM_STOP_HALTED). Returns the
  * first stop reason; for VM_STOP_ERROR the reason, exit, guest rip and
- * vCPU are in @err.
+ * vCPU are in @err, for VM_STOP_TRIPLE_FAULT the vCPU and its registers.
  */
 enum vm_stop_reason vm_run(struct vm *vm, void (*on_first_run)(void *),
 			   void *opaque, char *err, size_t err_size);

@@ -124,7 +124,7 @@ static void test_stop_reasons(void **state)
 	struct fixture *f = *state;
 
 	f->run->exit_reason = KVM_EXIT_SHUTDOWN;
-	assert_int_equal(vm_handle_exit(&f->vm, f->run, f->err, sizeof(f->err)), VM_STOP_RESET);
+	assert_int_equal(vm_handle_exit(&f->vm, f->run, f->err, sizeof(f->err)), VM_STOP_TRIPLE_FAULT);
 	f->run->exit_reason = KVM_EXIT_SYSTEM_EVENT;
 	f->run->system_event.type = KVM_SYSTEM_EVENT_SHUTDOWN;
 	assert_int_equal(vm_handle_exit(&f->vm, f->run, f->err, sizeof(f->err)), VM_STOP_SHUTDOWN);
