@@ -16,6 +16,8 @@
 
 #include "shim/stdio.h"
 
+#define READER_RETRY_MS 5
+
 #define RELAY_BUFFER 65536
 
 enum { IN, OUT, ERR };
@@ -141,6 +143,24 @@ static void *input_relay(void *arg)
 }
 
 /*
+ * Opens an output end without blocking. A FIFO's reader may come a moment
+ * after the request: containerd's client opens its read ends in
+ * goroutines, with blocking opens that return once a writer comes. Until
+ * that open has begun the FIFO has no reader (ENXIO), so it is retried
+ * for up to STDIO_READER_WAIT_MS.
+ */
+static int open_for_writing(const char *path)
+{
+	for (int waited = 0;; waited += READER_RETRY_MS) {
+		int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+
+		if (fd >= 0 || errno != ENXIO || waited >= STDIO_READER_WAIT_MS)
+			return fd;
+		poll(NULL, 0, READER_RETRY_MS);
+	}
+}
+
+/*
  * containerd's end of one stdio string: -1 with @err on error, -2 for
  * none ("").
  */
@@ -171,7 +191,7 @@ static int open_host_end(const char *what, const char *spec, bool input, char *e
 		/* Read-write: the client closing its end is no end of input. */
 		fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	} else {
-		fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+		fd = open_for_writing(path);
 		if (fd >= 0 && fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode))
 			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	}

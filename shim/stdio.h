@@ -43,6 +43,9 @@ struct stdio_paths {
 
 struct stdio;
 
+/* How long an output FIFO may wait for containerd's reader to open it. */
+#define STDIO_READER_WAIT_MS 3000
+
 /*
  * Opens containerd's ends and connects the guest streams for process
  * @process_id of @vm (the stream ids go to @ids, "" for none, to put in

@@ -210,6 +210,49 @@ static void test_output_then_end_of_output(void **state)
 	close(reader);
 }
 
+/* containerd's client opening its read end a moment after the request. */
+struct late_reader {
+	const char *path;
+	int fd;
+};
+
+static void *open_reader_late(void *opaque)
+{
+	struct late_reader *late = opaque;
+
+	poll(NULL, 0, 200);
+	late->fd = open(late->path, O_RDONLY);
+	return NULL;
+}
+
+static void test_output_reader_comes_late(void **state)
+{
+	char out_path[128], ids[3][STDIO_STREAM_ID_MAX], err[256], buf[64];
+	struct stdio_paths paths = { 0 };
+	struct late_reader late = { .fd = -1 };
+	struct stdio *io;
+	pthread_t reader;
+	struct vm vm;
+
+	(void)state;
+	guest.output = "late\n";
+	start_guest(&vm);
+	make_fifo("stdout", out_path, sizeof(out_path));
+	late.path = out_path;
+	assert_int_equal(pthread_create(&reader, NULL, open_reader_late, &late), 0);
+	paths.stdout_path = out_path;
+	io = stdio_open(&vm, "init", &paths, ids, err, sizeof(err));
+	if (!io)
+		fail_msg("%s", err);
+	assert_int_equal(pthread_join(reader, NULL), 0);
+	assert_true(late.fd >= 0);
+	stdio_wait_output(io);
+	assert_int_equal(read_to_eof(late.fd, buf, sizeof(buf)), strlen(guest.output));
+	assert_string_equal(buf, guest.output);
+	stdio_free(io);
+	close(late.fd);
+}
+
 static void wait_input(size_t len, bool ended)
 {
 	pthread_mutex_lock(&guest.lock);
@@ -262,6 +305,7 @@ static void test_refusals(void **state)
 	start_guest(&vm);
 	make_fifo("out", out_path, sizeof(out_path));
 
+	/* Nobody opens it within STDIO_READER_WAIT_MS. */
 	paths.stdout_path = out_path;
 	assert_null(stdio_open(&vm, "p", &paths, ids, err, sizeof(err)));
 	assert_non_null(strstr(err, "a FIFO nobody reads"));
@@ -338,6 +382,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_output_then_end_of_output, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_output_reader_comes_late, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stdin_ends_with_close_io, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_output, setup, teardown),
